@@ -65,7 +65,8 @@ IB_FN(SetGradEnabled) {
 
 IB_FN(IsGradEnabled) { return Napi::Boolean::New(info.Env(), c10::GradMode::is_enabled()); }
 
-// setAutocast(deviceType 'cpu'|'cuda', enabled, dtype) -> previous enabled state.
+// setAutocast(deviceType 'cpu'|'cuda', enabled, dtype, entering) -> previous enabled state.
+// Entering a scope increments autocast's nesting; leaving decrements it and drops the cast cache at 0.
 IB_FN(SetAutocast) {
   return Guard(info, [&]() -> Napi::Value {
     std::string dev = info[0].As<Napi::String>();
@@ -83,7 +84,7 @@ IB_FN(SetAutocast) {
     } else {
       throw std::runtime_error("autocast device must be 'cpu' or 'cuda'");
     }
-    if (enabled) at::autocast::increment_nesting();
+    if (info[3].ToBoolean()) at::autocast::increment_nesting();
     else if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
     return Napi::Boolean::New(info.Env(), prev);
   });

@@ -1,0 +1,71 @@
+/**
+ * Process-wide settings: threads, seeding, devices and autocast.
+ *
+ * Threads: Debian's libtorch runs matrix products on OpenBLAS's thread pool and convolutions and
+ * elementwise kernels on ATen's OpenMP pool. Both pools spinning on the same cores fight
+ * (a transformer step ≈2× slower with 2+2 threads on 2 cores), so the default is
+ * ATen = 1 thread and BLAS = all cores, which bench/engine measures as the best split for
+ * transformers. Override with IMAGEBART_THREADS / IMAGEBART_BLAS_THREADS or setThreads().
+ */
+import { availableParallelism } from 'node:os';
+import { native } from './native.js';
+import { type DType, dtypeCode } from './dtype.js';
+
+export interface ThreadSplit {
+  /** ATen intra-op (OpenMP) threads: convolutions, elementwise, reductions. */
+  intraOp: number;
+  /** BLAS threads: matmul, linear. */
+  blas: number;
+}
+
+function envInt(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got '${v}'`);
+  return n;
+}
+
+export function defaultThreadSplit(): ThreadSplit {
+  const cores = availableParallelism();
+  return { intraOp: envInt('IMAGEBART_THREADS') ?? 1, blas: envInt('IMAGEBART_BLAS_THREADS') ?? cores };
+}
+
+export function setThreads(split: Partial<ThreadSplit>): void {
+  if (split.intraOp !== undefined) native.setNumThreads(split.intraOp);
+  if (split.blas !== undefined) native.setBlasThreads(split.blas);
+}
+
+export function getThreads(): ThreadSplit & { blasLibrary: string } {
+  const b = native.blasInfo();
+  return { intraOp: native.getNumThreads(), blas: b.threads ?? 0, blasLibrary: b.name };
+}
+
+setThreads(defaultThreadSplit());
+
+/** Seeds libtorch's global generators (CPU and CUDA). */
+export const manualSeed = (seed: number): void => native.manualSeed(seed);
+
+export const cudaAvailable = (): boolean => native.cudaDeviceCount() > 0;
+export const cudaDeviceCount = (): number => native.cudaDeviceCount();
+/** 'cuda' when libtorch was built with CUDA and a GPU is visible, else 'cpu'. */
+export const defaultDevice = (): string => (cudaAvailable() ? 'cuda' : 'cpu');
+
+/** libtorch's build configuration and parallel settings, for bug reports. */
+export const buildInfo = (): string => native.config();
+
+/**
+ * Runs fn with mixed precision on `device` (PyTorch's torch.autocast): matmuls and convs run
+ * in `dtype` (bfloat16 by default; float16 on CUDA if asked), reductions stay in float32.
+ */
+export function autocast<T>(fn: () => T, o: { device?: 'cpu' | 'cuda'; dtype?: DType; enabled?: boolean } = {}): T {
+  const device = o.device ?? 'cpu';
+  if (o.enabled === false) return fn();
+  const dtype = dtypeCode(o.dtype ?? 'bfloat16');
+  const prev = native.setAutocast(device, true, dtype, true);
+  try {
+    return fn();
+  } finally {
+    native.setAutocast(device, prev, dtype, false);
+  }
+}
