@@ -1,0 +1,129 @@
+/**
+ * Emoji art (Noto = 'google', Twemoji = 'twitter') from npm `emoji-datasource-*`: 64×64 RGBA
+ * PNGs, composited on white and resized. Each image has a caption (emojibase's CLDR label,
+ * which also names skin tones) for text conditioning and a category index for class
+ * conditioning. Order is by code-point sequence so indices are stable across machines.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import type { ImageDataset, Sample } from './dataset.js';
+import { decodeImage, resizeTo, toCHW } from './image.js';
+
+export type EmojiStyle = 'google' | 'twitter';
+
+export interface EmojiOptions {
+  style?: EmojiStyle;
+  /** Default 32. */
+  resolution?: number;
+  /** Default 3. */
+  channels?: 1 | 3;
+}
+
+export interface EmojiEntry {
+  /** Unified hexcode, e.g. '1F44B-1F3FB'. */
+  unified: string;
+  file: string;
+  caption: string;
+  category: number;
+}
+
+export interface EmojiDataset extends ImageDataset {
+  readonly classes: readonly string[];
+  readonly entries: readonly EmojiEntry[];
+}
+
+interface SourceImage {
+  unified: string;
+  image: string;
+  has_img_google?: boolean;
+  has_img_twitter?: boolean;
+}
+interface SourceEmoji extends SourceImage {
+  name: string | null;
+  short_name: string;
+  category: string;
+  skin_variations?: Record<string, SourceImage>;
+}
+interface EmojibaseEmoji {
+  label: string;
+  hexcode: string;
+  skins?: EmojibaseEmoji[];
+}
+
+const TONES: Record<string, string> = {
+  '1F3FB': 'light skin tone', '1F3FC': 'medium-light skin tone', '1F3FD': 'medium skin tone',
+  '1F3FE': 'medium-dark skin tone', '1F3FF': 'dark skin tone',
+};
+
+const stripVs = (hex: string) => hex.replace(/-FE0F/g, '');
+
+function compareHex(a: string, b: string): number {
+  const pa = a.split('-').map((h) => parseInt(h, 16));
+  const pb = b.split('-').map((h) => parseInt(h, 16));
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) if (pa[i] !== pb[i]) return pa[i] - pb[i];
+  return pa.length - pb.length;
+}
+
+/** Read the catalogue (no pixels): entries sorted by code points, category names. */
+export function emojiCatalogue(style: EmojiStyle): { root: string; imageDir: string; entries: EmojiEntry[]; classes: string[] } {
+  const require = createRequire(import.meta.url);
+  const root = dirname(require.resolve(`emoji-datasource-${style}/package.json`));
+  const imageDir = join(root, 'img', style, '64');
+  const source = JSON.parse(readFileSync(join(root, 'emoji.json'), 'utf8')) as SourceEmoji[];
+  const categoryOrder = Object.keys(JSON.parse(readFileSync(join(root, 'categories.json'), 'utf8')) as Record<string, unknown>);
+  const base = JSON.parse(readFileSync(require.resolve('emojibase-data/en/data.json'), 'utf8')) as EmojibaseEmoji[];
+
+  const labels = new Map<string, string>();
+  const put = (e: EmojibaseEmoji) => {
+    labels.set(e.hexcode, e.label);
+    if (!labels.has(stripVs(e.hexcode))) labels.set(stripVs(e.hexcode), e.label);
+  };
+  for (const e of base) { put(e); for (const s of e.skins ?? []) put(s); }
+
+  const classes = [...categoryOrder];
+  const has = (img: SourceImage) => (style === 'google' ? img.has_img_google : img.has_img_twitter) === true;
+  const entries: EmojiEntry[] = [];
+  for (const e of source) {
+    let category = classes.indexOf(e.category);
+    if (category < 0) category = classes.push(e.category) - 1;
+    const name = (e.name ?? e.short_name.replace(/_/g, ' ')).toLowerCase();
+    const add = (img: SourceImage, fallback: string) => {
+      if (!has(img)) return;
+      const caption = (labels.get(img.unified) ?? labels.get(stripVs(img.unified)) ?? fallback).toLowerCase();
+      entries.push({ unified: img.unified, file: img.image, caption, category });
+    };
+    add(e, name);
+    for (const [tone, v] of Object.entries(e.skin_variations ?? {})) {
+      const tones = tone.split('-').map((t) => TONES[t] ?? t);
+      add(v, `${name}: ${tones.join(', ')}`);
+    }
+  }
+  entries.sort((a, b) => compareHex(a.unified, b.unified));
+  return { root, imageDir, entries, classes };
+}
+
+/**
+ * Emoji dataset. Pixels are decoded lazily on first `get` and cached as resized 8-bit RGBA
+ * (3786 × 32×32×4 ≈ 15 MB), so opening is instant and later epochs skip PNG decoding.
+ */
+export function loadEmoji(options: EmojiOptions = {}): EmojiDataset {
+  const { style = 'google', resolution = 32, channels = 3 } = options;
+  const { imageDir, entries, classes } = emojiCatalogue(style);
+  const cache: (Uint8Array | undefined)[] = new Array(entries.length);
+  const name = `emoji-${style}`;
+  return {
+    name, size: entries.length, channels, resolution, classes, entries,
+    get(i: number): Sample {
+      if (!(Number.isInteger(i) && i >= 0 && i < entries.length)) throw new RangeError(`${name}: index ${i} out of range 0..${entries.length - 1}`);
+      const e = entries[i];
+      let rgba = cache[i];
+      if (rgba === undefined) {
+        const path = join(imageDir, e.file);
+        rgba = resizeTo(decodeImage(readFileSync(path), path), resolution).rgba;
+        cache[i] = rgba;
+      }
+      return { image: toCHW({ width: resolution, height: resolution, rgba }, channels), label: e.category, caption: e.caption };
+    },
+  };
+}
