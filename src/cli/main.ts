@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+/** The `imagebart` command line. Each subcommand lives in its own module and is loaded on demand. */
+import { parseArgs } from 'node:util';
+
+const HELP = `imagebart — ImageBART (Esser et al., NeurIPS 2021) in TypeScript on libtorch
+
+Usage: imagebart <command> [options]
+
+Commands:
+  info                 libtorch build, devices, BLAS and thread split
+  demo                 the demo on the shipped default model
+  help                 this text
+
+Environment:
+  IMAGEBART_THREADS        ATen (OpenMP) threads, default 1
+  IMAGEBART_BLAS_THREADS   BLAS threads, default: all cores
+  LIBTORCH                 build against this libtorch directory (e.g. a CUDA build)
+
+Run 'imagebart <command> --help' for a command's options.`;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const commands: Record<string, () => Promise<Command>> = {
+  info: async () => async (argv) => {
+    const { values } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' } } });
+    if (values.help) {
+      console.log('imagebart info: prints the libtorch build, devices, BLAS library and thread split.');
+      return 0;
+    }
+    const T = await import('../torch/index.js');
+    const th = T.getThreads();
+    console.log(`devices: cpu${T.cudaAvailable() ? `, cuda ×${T.cudaDeviceCount()}` : ''}`);
+    console.log(`threads: ATen ${th.intraOp}, BLAS ${th.blas} (${th.blasLibrary})`);
+    console.log(T.buildInfo());
+    return 0;
+  },
+  demo: async () => async () => {
+    console.log('No shipped default model yet: the demo arrives with the trained chain and the web editor.');
+    console.log("Meanwhile: 'imagebart info' checks the engine, 'npm test' runs the test suite.");
+    return 0;
+  },
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    console.log(HELP);
+    return 0;
+  }
+  const load = commands[name];
+  if (!load) {
+    console.error(`imagebart: unknown command '${name}'\n\n${HELP}`);
+    return 2;
+  }
+  return (await load())(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(`imagebart: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  },
+);
