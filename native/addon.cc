@@ -1,7 +1,6 @@
 #include "common.h"
 
 static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
-  ib::NativeTensor::Init(env, exports);
   ib::InitTensorFns(env, exports);
   ib::InitOps(env, exports);
   ib::InitRuntime(env, exports);

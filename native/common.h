@@ -9,24 +9,22 @@
 
 namespace ib {
 
-// JS handle owning one at::Tensor. Storage is freed by dispose() or, failing that, by the
-// garbage collector; the tensor's size is reported to V8 so that collection keeps up.
-class NativeTensor : public Napi::ObjectWrap<NativeTensor> {
- public:
-  static void Init(Napi::Env env, Napi::Object exports);
+// JS handle owning one at::Tensor: a plain object, type-tagged and wrapping a NativeTensor.
+// dispose() removes the wrap and frees at once; otherwise the garbage collector's finalizer
+// does. (An ObjectWrap would keep every disposed handle's native part alive until the event
+// loop next runs finalizers: ~250 bytes per operation in a long synchronous training loop.)
+// Tensor sizes are reported to V8 so that collection keeps up.
+struct NativeTensor {
+  at::Tensor tensor;
+  int64_t accounted = 0;
+
   static Napi::Value Wrap(Napi::Env env, at::Tensor t);
   // The tensor behind a JS handle; throws a JS TypeError for anything else or a disposed handle.
   static const at::Tensor& From(const Napi::Value& v, const char* what = "tensor");
   static bool Is(const Napi::Value& v);
-
-  explicit NativeTensor(const Napi::CallbackInfo& info);
-  ~NativeTensor() override;
-  void Release(Napi::Env env);
-
-  at::Tensor tensor;
-
- private:
-  int64_t accounted_ = 0;
+  // Frees the tensor now; false if it was already disposed.
+  static bool Dispose(const Napi::Value& v);
+  static bool Disposed(const Napi::Value& v);
 };
 
 int64_t LiveTensors();

@@ -7,7 +7,7 @@
 namespace ib {
 
 static std::atomic<int64_t> g_live{0};
-static thread_local at::Tensor* g_pending = nullptr;
+static const napi_type_tag kTensorTag = {0x1b2a3c4d5e6f7081ULL, 0x9a8b7c6d5e4f3021ULL};
 
 int64_t LiveTensors() { return g_live.load(); }
 
@@ -18,55 +18,70 @@ static int64_t AccountedBytes(const at::Tensor& t) {
   return std::min(dense, storage);
 }
 
-void NativeTensor::Init(Napi::Env env, Napi::Object exports) {
-  Napi::Function ctor = DefineClass(env, "NativeTensor", {});
-  env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(ctor)));
-  exports.Set("NativeTensor", ctor);
-}
-
-Napi::Value NativeTensor::Wrap(Napi::Env env, at::Tensor t) {
-  if (!t.defined()) return env.Undefined();
-  g_pending = &t;
-  Napi::Object obj = env.GetInstanceData<Napi::FunctionReference>()->New({});
-  g_pending = nullptr;
-  return obj;
-}
-
-NativeTensor::NativeTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeTensor>(info) {
-  if (g_pending == nullptr) {
-    throw Napi::TypeError::New(info.Env(), "NativeTensor handles are created by the binding, not by `new`");
+static void Free(napi_env env, NativeTensor* nt) {
+  if (nt->accounted) {
+    int64_t ignored;
+    napi_adjust_external_memory(env, -nt->accounted, &ignored);
   }
-  tensor = std::move(*g_pending);
-  g_pending = nullptr;
-  accounted_ = AccountedBytes(tensor);
-  if (accounted_) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), accounted_);
-  ++g_live;
-}
-
-void NativeTensor::Release(Napi::Env env) {
-  if (!tensor.defined()) return;
-  tensor = at::Tensor();
-  if (accounted_) Napi::MemoryManagement::AdjustExternalMemory(env, -accounted_);
-  accounted_ = 0;
+  delete nt;
   --g_live;
 }
 
-NativeTensor::~NativeTensor() { Release(Env()); }
+static void Finalize(napi_env env, void* data, void*) { Free(env, static_cast<NativeTensor*>(data)); }
+
+Napi::Value NativeTensor::Wrap(Napi::Env env, at::Tensor t) {
+  if (!t.defined()) return env.Undefined();
+  Napi::Object obj = Napi::Object::New(env);
+  NAPI_THROW_IF_FAILED(env, napi_type_tag_object(env, obj, &kTensorTag), Napi::Value());
+  auto* nt = new NativeTensor{std::move(t), 0};
+  nt->accounted = AccountedBytes(nt->tensor);
+  napi_status st = napi_wrap(env, obj, nt, Finalize, nullptr, nullptr);
+  if (st != napi_ok) {
+    delete nt;
+    NAPI_THROW_IF_FAILED(env, st, Napi::Value());
+  }
+  ++g_live;
+  if (nt->accounted) Napi::MemoryManagement::AdjustExternalMemory(env, nt->accounted);
+  return obj;
+}
 
 bool NativeTensor::Is(const Napi::Value& v) {
   if (!v.IsObject()) return false;
-  Napi::Object o = v.As<Napi::Object>();
-  return o.InstanceOf(v.Env().GetInstanceData<Napi::FunctionReference>()->Value());
+  bool tagged = false;
+  napi_check_object_type_tag(v.Env(), v, &kTensorTag, &tagged);
+  return tagged;
+}
+
+static NativeTensor* Unwrap(const Napi::Value& v) {
+  void* data = nullptr;
+  if (napi_unwrap(v.Env(), v, &data) != napi_ok) {
+    bool pending;
+    napi_is_exception_pending(v.Env(), &pending);
+    if (pending) {
+      napi_value e;
+      napi_get_and_clear_last_exception(v.Env(), &e);
+    }
+    return nullptr;
+  }
+  return static_cast<NativeTensor*>(data);
 }
 
 const at::Tensor& NativeTensor::From(const Napi::Value& v, const char* what) {
   if (!Is(v)) throw Napi::TypeError::New(v.Env(), std::string("expected a tensor for ") + what);
-  NativeTensor* nt = Unwrap(v.As<Napi::Object>());
-  if (!nt->tensor.defined()) {
-    throw Napi::Error::New(v.Env(), std::string("tensor used after dispose() (") + what + ")");
-  }
+  NativeTensor* nt = Unwrap(v);
+  if (nt == nullptr) throw Napi::Error::New(v.Env(), std::string("tensor used after dispose() (") + what + ")");
   return nt->tensor;
 }
+
+bool NativeTensor::Dispose(const Napi::Value& v) {
+  if (!Is(v)) return false;
+  void* data = nullptr;
+  if (napi_remove_wrap(v.Env(), v, &data) != napi_ok || data == nullptr) return false;
+  Free(v.Env(), static_cast<NativeTensor*>(data));
+  return true;
+}
+
+bool NativeTensor::Disposed(const Napi::Value& v) { return Unwrap(v) == nullptr; }
 
 static std::vector<int64_t> ShapeArg(const Napi::Value& v) {
   if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), "shape must be an array of integers");
@@ -255,14 +270,11 @@ IB_FN(Item) {
   });
 }
 
-IB_FN(Dispose) {
-  if (NativeTensor::Is(info[0])) NativeTensor::Unwrap(info[0].As<Napi::Object>())->Release(info.Env());
-  return info.Env().Undefined();
-}
+IB_FN(Dispose) { return Napi::Boolean::New(info.Env(), NativeTensor::Dispose(info[0])); }
 
 IB_FN(IsDisposed) {
   if (!NativeTensor::Is(info[0])) throw Napi::TypeError::New(info.Env(), "expected a tensor");
-  return Napi::Boolean::New(info.Env(), !NativeTensor::Unwrap(info[0].As<Napi::Object>())->tensor.defined());
+  return Napi::Boolean::New(info.Env(), NativeTensor::Disposed(info[0]));
 }
 
 IB_FN(Live) { return Napi::Number::New(info.Env(), static_cast<double>(LiveTensors())); }
