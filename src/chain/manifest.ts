@@ -1,0 +1,90 @@
+/**
+ * The chain manifest: one JSON file tying a trained chain together — the VQGAN that makes the tokens,
+ * its codebook remap, the noise schedule and each scale's checkpoint. Paths are relative to the
+ * manifest's folder, so a chain directory can be moved as a whole.
+ *
+ * {
+ *   "format": "imagebart-chain/1",
+ *   "vqgan": "vqgan.safetensors", "remap": null,
+ *   "K": 64, "T": 3, "schedule": "geometric", "beta": [0, 0.333…, 0.5, 1],
+ *   "tokenShape": [8, 8], "classes": null,
+ *   "scales": [{ "t": 1, "checkpoint": "scale1/checkpoint.safetensors" }, …]
+ * }
+ */
+import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { makeSchedule, type Schedule, type ScheduleSpec } from '../diffusion/index.js';
+import type { Denoiser } from './denoiser.js';
+import { loadScaleCheckpoint } from './checkpoint.js';
+
+export const CHAIN_MANIFEST_FORMAT = 'imagebart-chain/1';
+
+export interface ChainManifest {
+  format: typeof CHAIN_MANIFEST_FORMAT;
+  /** The VQGAN weights that encode images to tokens and decode them back. */
+  vqgan: string | null;
+  /** A used-code list, when it is not inside the VQGAN file. */
+  remap: string | null;
+  K: number;
+  T: number;
+  schedule: ScheduleSpec;
+  /** β_0..β_T of the schedule, recorded for readers and checked on load. */
+  beta: number[];
+  /** Token grid [h, w]. */
+  tokenShape: [number, number];
+  /** Number of classes of a class-conditional chain, else null. */
+  classes: number | null;
+  scales: { t: number; checkpoint: string }[];
+}
+
+/** A manifest for a chain; `beta` is filled in from the schedule. */
+export function chainManifest(m: Omit<ChainManifest, 'format' | 'beta'>): ChainManifest {
+  return { format: CHAIN_MANIFEST_FORMAT, ...m, beta: [...makeSchedule(m.schedule, m.T).beta] };
+}
+
+/** Writes the manifest atomically (temporary file, then rename). */
+export function writeManifest(path: string, m: ChainManifest): void {
+  checkManifest(m, path);
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(m, null, 2)}\n`);
+  renameSync(tmp, path);
+}
+
+export function readManifest(path: string): ChainManifest {
+  let m: ChainManifest;
+  try {
+    m = JSON.parse(readFileSync(path, 'utf-8')) as ChainManifest;
+  } catch (e) {
+    throw new Error(`chain manifest ${path}: ${(e as Error).message}`);
+  }
+  checkManifest(m, path);
+  return m;
+}
+
+/** Loads every scale of a manifest's chain (EMA weights unless `ema: false`), ordered by t. */
+export function loadChain(path: string, o: { ema?: boolean } = {}): { manifest: ChainManifest; schedule: Schedule; denoisers: Denoiser[]; resolve: (p: string) => string } {
+  const manifest = readManifest(path);
+  const at = (p: string) => resolve(dirname(path), p);
+  const schedule = makeSchedule(manifest.schedule, manifest.T);
+  const denoisers = [...manifest.scales].sort((a, b) => a.t - b.t).map(({ t, checkpoint }) => {
+    const { denoiser, spec } = loadScaleCheckpoint(at(checkpoint), o);
+    const [h, w] = manifest.tokenShape;
+    const clash = spec.t !== t ? `it holds scale ${spec.t}, not ${t}`
+      : spec.shape.K !== manifest.K || spec.shape.T !== manifest.T || JSON.stringify(spec.schedule) !== JSON.stringify(manifest.schedule)
+        ? `its chain (K ${spec.shape.K}, T ${spec.shape.T}, schedule ${spec.schedule}) differs from the manifest's`
+        : spec.shape.tokens !== h * w ? `it models ${spec.shape.tokens} tokens, the manifest ${h}×${w}` : '';
+    if (clash) throw new Error(`chain manifest ${path}: checkpoint ${checkpoint}: ${clash}`);
+    return denoiser;
+  });
+  return { manifest, schedule, denoisers, resolve: at };
+}
+
+function checkManifest(m: ChainManifest, path: string): void {
+  const bad = (why: string) => new Error(`chain manifest ${path}: ${why}`);
+  if (m?.format !== CHAIN_MANIFEST_FORMAT) throw bad(`format '${m?.format}', expected '${CHAIN_MANIFEST_FORMAT}'`);
+  if (!Number.isInteger(m.K) || m.K < 2 || !Number.isInteger(m.T) || m.T < 1) throw bad(`invalid K ${m.K} or T ${m.T}`);
+  const beta = makeSchedule(m.schedule, m.T).beta;
+  if (JSON.stringify(beta) !== JSON.stringify(m.beta)) throw bad(`beta ${JSON.stringify(m.beta)} does not match schedule '${m.schedule}' (${JSON.stringify(beta)})`);
+  const ts = m.scales.map((s) => s.t).sort((a, b) => a - b);
+  if (ts.length !== m.T || ts.some((t, i) => t !== i + 1)) throw bad(`needs one checkpoint per scale 1..${m.T}, has scales [${ts.join(', ')}]`);
+}

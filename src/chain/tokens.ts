@@ -1,0 +1,46 @@
+/**
+ * Token files: a dataset already encoded by the VQGAN, which the chain trains from.
+ *
+ * A safetensors file with `tokens` (int16, int32, int64 or uint8 [N, h, w], ids in the shrunk
+ * codebook) and optionally `labels` ([N] integers). Metadata is free-form strings; a `K` entry
+ * (the codebook size, a JSON number) is checked against the ids when present.
+ */
+import { type Tensor, loadSafetensors, saveSafetensors } from '../torch/index.js';
+
+export interface TokenSet {
+  /** [N, h, w] int64. */
+  tokens: Tensor;
+  /** [N] int64. */
+  labels?: Tensor;
+  /** The codebook size the file declares, if any. */
+  K?: number;
+  metadata: Record<string, string>;
+}
+
+const INTEGER = new Set(['uint8', 'int16', 'int32', 'int64']);
+
+export function readTokenFile(path: string): TokenSet {
+  const { tensors, metadata } = loadSafetensors(path, { filter: (n) => n === 'tokens' || n === 'labels' });
+  const tokens = tensors.get('tokens');
+  if (!tokens) throw new Error(`token file ${path}: no 'tokens' tensor`);
+  if (!INTEGER.has(tokens.dtype) || tokens.ndim !== 3) {
+    throw new Error(`token file ${path}: 'tokens' must be an integer [N, h, w] grid, got ${tokens.dtype} [${tokens.shape.join(', ')}]`);
+  }
+  const labels = tensors.get('labels');
+  if (labels && (!INTEGER.has(labels.dtype) || labels.ndim !== 1 || labels.size(0) !== tokens.size(0))) {
+    throw new Error(`token file ${path}: 'labels' must be integers [${tokens.size(0)}], got ${labels.dtype} [${labels.shape.join(', ')}]`);
+  }
+  const K = metadata.K === undefined ? undefined : Number(metadata.K);
+  if (K !== undefined && !(Number.isInteger(K) && K > 0)) throw new Error(`token file ${path}: metadata K = '${metadata.K}' is not a positive integer`);
+  const set: TokenSet = { tokens: tokens.long(), labels: labels?.long(), K, metadata };
+  if (set.tokens.numel > 0 && set.tokens.min().item() < 0) throw new Error(`token file ${path}: negative token ids`);
+  if (K !== undefined && set.tokens.numel > 0 && set.tokens.max().item() >= K) throw new Error(`token file ${path}: ids reach ${set.tokens.max().item()} but K = ${K}`);
+  return set;
+}
+
+/** Writes tokens as int16 when K fits (int32 otherwise), labels as int32. */
+export function writeTokenFile(path: string, tokens: Tensor, o: { labels?: Tensor; K: number; metadata?: Record<string, string> }): void {
+  const tensors: Record<string, Tensor> = { tokens: tokens.to(o.K <= 32768 ? 'int16' : 'int32') };
+  if (o.labels) tensors.labels = o.labels.to('int32');
+  saveSafetensors(path, tensors, { ...o.metadata, K: JSON.stringify(o.K) });
+}

@@ -1,0 +1,255 @@
+/**
+ * Trains the reverse model of one scale t, independently of the other scales (they can run in
+ * parallel processes):
+ *
+ * - data: a token file (`readTokenFile`); every step draws a batch of x_0 and runs the forward chain
+ *   to get (x_{t-1}, x_t) on the fly, so each epoch sees fresh noise;
+ * - objective: α_mix·KL(posterior ‖ p_θ) + (1-α_mix)·CE (α_mix 0 at t = 1, else 1 by default);
+ * - AdamW(0.9, 0.95) with the official weight-decay groups of the model kind, linear warm-up then
+ *   cosine decay, gradient-norm clipping, an EMA of the weights (used for sampling), optional bf16
+ *   autocast of the forward pass;
+ * - every `evalEvery` steps: validation NLL (this scale's ELBO term, bits per token) of the training
+ *   and EMA weights on a fixed held-out set of (x_0, x_{t-1}, x_t), then an atomic checkpoint;
+ * - `run()` resumes from the run directory's checkpoint when there is one.
+ * Randomness (held-out split, noise, batches) comes from libtorch's global generator, seeded from `seed`.
+ */
+import { mkdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Tensor, autocast, manualSeed, noGrad, randint, randperm, tidy } from '../torch/index.js';
+import { AdamW, EMA, clipGradNorm, warmupCosine } from '../optim/index.js';
+import { makeSchedule, forwardChain, posterior, denoisingLoss, type Schedule, type ScheduleSpec } from '../diffusion/index.js';
+import { createDenoiser, type ChainShape, type Denoiser, type ScaleModelConfig } from './denoiser.js';
+import { readTokenFile } from './tokens.js';
+import { elboTerm } from './nll.js';
+import { saveScaleCheckpoint, readScaleCheckpoint, disposeCheckpoint, type ScaleSpec } from './checkpoint.js';
+
+export interface ScaleTrainConfig {
+  /** The scale to train, 1..T. */
+  t: number;
+  chain: {
+    /** Codes in the (shrunk) codebook. */
+    K: number;
+    T: number;
+    schedule: ScheduleSpec;
+    /** Condition on the token file's labels, ids 0..classes-1. */
+    classes?: number;
+  };
+  model: ScaleModelConfig;
+  /** Token file to train on. */
+  train: string;
+  /** Validation token file; by default `valSize` grids are held out of `train`. */
+  val?: string;
+  /** Validation grids (default 256). */
+  valSize?: number;
+  /** Run directory: holds checkpoint.safetensors. */
+  out: string;
+  steps: number;
+  batchSize?: number;
+  /** Peak learning rate (default 3e-4), reached after `warmup` steps (default steps/20). */
+  lr?: number;
+  warmup?: number;
+  minLr?: number;
+  weightDecay?: number;
+  /** Gradient-norm clip (default 1). */
+  gradClip?: number;
+  emaDecay?: number;
+  alphaMix?: number;
+  /** bf16 autocast of the forward pass. */
+  autocast?: boolean;
+  evalEvery?: number;
+  logEvery?: number;
+  seed?: number;
+}
+
+export interface ValRecord {
+  step: number;
+  /** Bits per token of this scale's ELBO term, training and EMA weights. */
+  nll: number;
+  nllEma: number;
+}
+
+export interface TrainResult {
+  step: number;
+  history: ValRecord[];
+  /** Over this run, validation and checkpoints included. */
+  stepsPerSecond: number;
+  checkpoint: string;
+}
+
+interface Split {
+  /** [M, N] int64 */
+  x0: Tensor;
+  /** [M, 1] int64 */
+  cond?: Tensor;
+}
+
+export const checkpointPath = (out: string): string => join(out, 'checkpoint.safetensors');
+
+export class ScaleTrainer {
+  readonly denoiser: Denoiser;
+  readonly schedule: Schedule;
+  readonly spec: ScaleSpec;
+  readonly optimizer: AdamW;
+  readonly ema: EMA;
+  step = 0;
+  history: ValRecord[] = [];
+  private readonly cfg: Required<Omit<ScaleTrainConfig, 'val'>> & Pick<ScaleTrainConfig, 'val'>;
+  private readonly trainSet: Split;
+  /** Fixed validation pairs: x_0, x_{t-1}, x_t [M, N]. */
+  private readonly valSet: Split & { xtm1: Tensor; xt: Tensor };
+  private readonly lrAt: (step: number) => number;
+  private readonly log: (line: string) => void;
+
+  constructor(config: ScaleTrainConfig, o: { log?: (line: string) => void } = {}) {
+    this.cfg = {
+      valSize: 256, batchSize: 32, lr: 3e-4, warmup: Math.ceil(config.steps / 20), minLr: 0, weightDecay: 0.01, gradClip: 1,
+      emaDecay: 0.9999, alphaMix: config.t === 1 ? 0 : 1, autocast: false, evalEvery: 500, logEvery: 50, seed: 0,
+      ...Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) as ScaleTrainConfig,
+    };
+    this.log = o.log ?? ((line) => process.stderr.write(`${line}\n`));
+    const { t, chain } = this.cfg;
+    manualSeed(this.cfg.seed);
+    const data = this.loadData();
+    const [, h, w] = data.gridShape;
+    const shape: ChainShape = { K: chain.K, T: chain.T, tokens: h * w, ...(chain.classes ? { condLength: 1, condVocab: chain.classes } : {}) };
+    this.spec = { t, shape, schedule: chain.schedule, model: this.cfg.model };
+    this.schedule = makeSchedule(chain.schedule, chain.T);
+    this.denoiser = createDenoiser(t, this.cfg.model, shape, this.schedule);
+    this.trainSet = data.train;
+    const xs = noGrad(() => forwardChain(data.val.x0, this.schedule, chain.K, { steps: t }));
+    this.valSet = { ...data.val, xtm1: xs[t - 1].keep(), xt: xs[t].keep() };
+    this.optimizer = new AdamW(this.denoiser.decayGroups(this.cfg.weightDecay), { lr: this.cfg.lr, betas: [0.9, 0.95] });
+    this.ema = new EMA(this.denoiser, this.cfg.emaDecay);
+    this.lrAt = warmupCosine({ base: this.cfg.lr, warmup: this.cfg.warmup, total: this.cfg.steps, min: this.cfg.minLr });
+  }
+
+  get checkpoint(): string { return checkpointPath(this.cfg.out); }
+
+  /** Trains to `steps` (resuming from the checkpoint if present), validating and saving every `evalEvery` steps. */
+  run(): TrainResult {
+    mkdirSync(this.cfg.out, { recursive: true });
+    if (existsSync(this.checkpoint)) this.resume();
+    manualSeed(this.cfg.seed + 1 + this.step);
+    const { steps, evalEvery, logEvery, t } = this.cfg;
+    const start = performance.now(), startStep = this.step;
+    let last = start, lastStep = this.step;
+    while (this.step < steps) {
+      const { loss } = this.trainStep();
+      if (this.step % logEvery === 0 || this.step === steps) {
+        const now = performance.now();
+        const rate = ((this.step - lastStep) * 1000) / (now - last);
+        this.log(`scale ${t} step ${this.step}/${steps} loss ${loss.toFixed(4)} lr ${this.optimizer.lr.toExponential(2)} ${rate.toFixed(2)} steps/s`);
+        [last, lastStep] = [now, this.step];
+      }
+      if (this.step % evalEvery === 0 || this.step === steps) {
+        const v = this.validate();
+        this.log(`scale ${t} step ${this.step} val nll ${v.nll.toFixed(4)} bits/token (ema ${v.nllEma.toFixed(4)})`);
+        this.save();
+      }
+    }
+    const seconds = (performance.now() - start) / 1000;
+    return { step: this.step, history: this.history, stepsPerSecond: (this.step - startStep) / Math.max(seconds, 1e-9), checkpoint: this.checkpoint };
+  }
+
+  /** One optimisation step on a fresh batch. */
+  trainStep(): { loss: number; lr: number; gradNorm: number } {
+    const { batchSize, alphaMix, gradClip, chain } = this.cfg;
+    const lr = (this.optimizer.lr = this.lrAt(this.step));
+    const loss = tidy(() => {
+      const idx = randint(0, this.trainSet.x0.size(0), [batchSize]);
+      const x0 = this.trainSet.x0.index([idx]);
+      const cond = this.trainSet.cond?.index([idx]);
+      const xs = noGrad(() => forwardChain(x0, this.schedule, chain.K, { steps: this.denoiser.t }));
+      const [xtm1, xt] = [xs[this.denoiser.t - 1], xs[this.denoiser.t]];
+      const logits = autocast(() => this.denoiser.logits(xt, xtm1, cond), { enabled: this.cfg.autocast }).float();
+      const post = alphaMix > 0 ? noGrad(() => posterior(x0, xt, this.denoiser.t, this.schedule, chain.K)) : undefined;
+      const l = denoisingLoss(logits, xtm1, post, alphaMix).loss;
+      l.backward();
+      return l.item();
+    });
+    const gradNorm = clipGradNorm(this.optimizer.params, gradClip);
+    this.optimizer.stepUpdate();
+    this.optimizer.zeroGrad();
+    this.ema.update();
+    this.step += 1;
+    return { loss, lr, gradNorm };
+  }
+
+  /** Validation NLL (bits per token of this scale's ELBO term) with the training and the EMA weights. */
+  validate(): ValRecord {
+    const nll = this.valNll();
+    const nllEma = this.ema.with(() => this.valNll());
+    const rec = { step: this.step, nll, nllEma };
+    this.history.push(rec);
+    return rec;
+  }
+
+  private valNll(): number {
+    const { x0, xtm1, xt, cond } = this.valSet;
+    const M = x0.size(0), bs = this.cfg.batchSize;
+    let nats = 0;
+    for (let s = 0; s < M; s += bs) {
+      const n = Math.min(bs, M - s);
+      nats += noGrad(() => tidy(() =>
+        elboTerm(this.denoiser, x0.narrow(0, s, n), xtm1.narrow(0, s, n), xt.narrow(0, s, n), this.schedule, cond?.narrow(0, s, n)).item() * n));
+    }
+    return nats / M / Math.LN2;
+  }
+
+  save(): void {
+    saveScaleCheckpoint(this.checkpoint, this.denoiser, this.spec, {
+      step: this.step, ema: this.ema, optimizer: this.optimizer,
+      metadata: { history: JSON.stringify(this.history), train_config: JSON.stringify(this.cfg) },
+    });
+  }
+
+  private resume(): void {
+    const ck = readScaleCheckpoint(this.checkpoint);
+    if (canonical(ck.spec) !== canonical(this.spec)) {
+      disposeCheckpoint(ck);
+      throw new Error(`${this.checkpoint} belongs to another scale or model (${JSON.stringify(ck.spec)}); use a new run directory`);
+    }
+    this.denoiser.loadStateDict(ck.model);
+    this.ema.loadStateDict(ck.ema, ck.emaUpdates);
+    this.optimizer.loadStateDict(ck.optim);
+    this.step = ck.step;
+    this.history = JSON.parse(ck.metadata.history ?? '[]') as ValRecord[];
+    disposeCheckpoint(ck);
+    this.log(`scale ${this.cfg.t}: resumed from ${this.checkpoint} at step ${this.step}`);
+  }
+
+  /** Train grids and held-out validation grids ([M, N] int64, labels [M, 1] when class-conditional). */
+  private loadData(): { train: Split; val: Split; gridShape: number[] } {
+    const { chain, valSize } = this.cfg;
+    const trainFile = readTokenFile(this.cfg.train);
+    if (trainFile.K !== undefined && trainFile.K !== chain.K) throw new Error(`${this.cfg.train} holds tokens of a K = ${trainFile.K} codebook, the chain is configured with K = ${chain.K}`);
+    const split = (tokens: Tensor, labels: Tensor | undefined, idx?: Tensor): Split => {
+      const pick = (x: Tensor) => (idx ? x.index([idx]) : x);
+      const x0 = pick(tokens).flatten(1).keep();
+      if (x0.numel > 0 && x0.max().item() >= chain.K) throw new Error(`token ids reach ${x0.max().item()} but the chain has K = ${chain.K}`);
+      if (!chain.classes) return { x0 };
+      if (!labels) throw new Error('a class-conditional chain needs labels in the token file');
+      const cond = pick(labels).view(-1, 1).keep();
+      if (cond.min().item() < 0 || cond.max().item() >= chain.classes) throw new Error(`labels must lie in 0..${chain.classes - 1}`);
+      return { x0, cond };
+    };
+    if (this.cfg.val) {
+      const valFile = readTokenFile(this.cfg.val);
+      const m = Math.min(valSize, valFile.tokens.size(0));
+      const val = split(valFile.tokens.narrow(0, 0, m), valFile.labels?.narrow(0, 0, m));
+      return { train: split(trainFile.tokens, trainFile.labels), val, gridShape: trainFile.tokens.shape };
+    }
+    const n = trainFile.tokens.size(0);
+    if (n <= valSize) throw new Error(`${this.cfg.train} has ${n} grids: too few to hold out ${valSize} for validation`);
+    const perm = randperm(n);
+    return {
+      val: split(trainFile.tokens, trainFile.labels, perm.narrow(0, 0, valSize)),
+      train: split(trainFile.tokens, trainFile.labels, perm.narrow(0, valSize, n - valSize)),
+      gridShape: trainFile.tokens.shape,
+    };
+  }
+}
+
+/** JSON with object keys sorted, to compare configurations whatever order their keys were written in. */
+const canonical = (v: unknown): string =>
+  JSON.stringify(v, (_, x: unknown) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x));
