@@ -1,6 +1,8 @@
 // Process-wide settings: threads, seeding, grad mode, autocast, devices.
 #include "common.h"
 #include <ATen/Parallel.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <mutex>
 #include <ATen/autocast_mode.h>
 #include <c10/core/GradMode.h>
 #include <dlfcn.h>
@@ -56,6 +58,24 @@ IB_FN(ManualSeed) {
     double s = info[0].As<Napi::Number>().DoubleValue();
     if (s < 0 || s != static_cast<double>(static_cast<uint64_t>(s))) throw std::runtime_error("seed must be a non-negative integer");
     at::manual_seed(static_cast<uint64_t>(s));
+    return info.Env().Undefined();
+  });
+}
+
+// The CPU generator's state as a uint8 tensor, to checkpoint and restore random streams exactly.
+IB_FN(GetRngState) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    return NativeTensor::Wrap(info.Env(), gen.get_state());
+  });
+}
+
+IB_FN(SetRngState) {
+  return Guard(info, [&]() -> Napi::Value {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(NativeTensor::From(info[0], "rng state"));
     return info.Env().Undefined();
   });
 }
@@ -120,6 +140,8 @@ void InitRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("blasInfo", Napi::Function::New(env, BlasInfo, "blasInfo"));
   exports.Set("setBlasThreads", Napi::Function::New(env, SetBlasThreads, "setBlasThreads"));
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed, "manualSeed"));
+  exports.Set("getRngState", Napi::Function::New(env, GetRngState, "getRngState"));
+  exports.Set("setRngState", Napi::Function::New(env, SetRngState, "setRngState"));
   exports.Set("setGradEnabled", Napi::Function::New(env, SetGradEnabled, "setGradEnabled"));
   exports.Set("isGradEnabled", Napi::Function::New(env, IsGradEnabled, "isGradEnabled"));
   exports.Set("setAutocast", Napi::Function::New(env, SetAutocast, "setAutocast"));

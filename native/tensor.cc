@@ -279,6 +279,16 @@ IB_FN(IsDisposed) {
 
 IB_FN(Live) { return Napi::Number::New(info.Env(), static_cast<double>(LiveTensors())); }
 
+// setData(h, src): makes h's tensor use src's data (PyTorch's `p.data = src`), keeping the
+// tensor's identity, so parameters can change device or dtype in place.
+IB_FN(SetData) {
+  return Guard(info, [&]() -> Napi::Value {
+    at::Tensor t = NativeTensor::From(info[0]);
+    t.set_data(NativeTensor::From(info[1], "data"));
+    return info.Env().Undefined();
+  });
+}
+
 // sameStorage(a, b): whether two tensors alias the same memory (views).
 IB_FN(SameStorage) {
   return Guard(info, [&]() -> Napi::Value {
@@ -306,6 +316,7 @@ void InitTensorFns(Napi::Env env, Napi::Object exports) {
   exports.Set("dispose", Napi::Function::New(env, Dispose, "dispose"));
   exports.Set("isDisposed", Napi::Function::New(env, IsDisposed, "isDisposed"));
   exports.Set("liveTensors", Napi::Function::New(env, Live, "liveTensors"));
+  exports.Set("setData", Napi::Function::New(env, SetData, "setData"));
   exports.Set("sameStorage", Napi::Function::New(env, SameStorage, "sameStorage"));
 }
 

@@ -6,7 +6,7 @@
  *   this.block = this.module('block', new Block(...));   // keys 'block.*'
  * so that `stateDict()` keys equal the official checkpoint keys (`encoder.down.0.block.1.conv1.weight`).
  */
-import { Tensor, noGrad } from '../torch/index.js';
+import { Tensor, noGrad, isFloating, isDType, type DType, type Device } from '../torch/index.js';
 
 export interface LoadResult {
   missing: string[];
@@ -85,6 +85,22 @@ export abstract class Module {
       for (const [n, b] of m._buffers) if (b.persistent || !persistentOnly) out.push([prefix ? `${prefix}.${n}` : n, b.t]);
     }
     return out;
+  }
+
+  /**
+   * Moves or casts every parameter and buffer in place (PyTorch's module.to): the tensors keep
+   * their identity, so optimisers and references stay valid. Casting applies to floating tensors only.
+   */
+  to(target: Device | DType): this {
+    noGrad(() => {
+      for (const t of [...this.parameters(), ...this.namedBuffers().map(([, b]) => b)]) {
+        if (isDType(target) && !isFloating(t.dtype)) continue;
+        const moved = t.to(target);
+        t.setData_(moved);
+        moved.dispose();
+      }
+    });
+    return this;
   }
 
   numParameters(): number { return this.parameters().reduce((a, p) => a + p.numel, 0); }

@@ -6,6 +6,8 @@ const CODES: Record<DType, number> = {
 };
 const NAMES = new Map<number, DType>(Object.entries(CODES).map(([k, v]) => [v, k as DType]));
 
+export const isDType = (s: string): s is DType => Object.prototype.hasOwnProperty.call(CODES, s);
+
 export function dtypeCode(d: DType): number {
   const c = CODES[d];
   if (c === undefined) throw new TypeError(`unknown dtype '${String(d)}' (expected one of ${Object.keys(CODES).join(', ')})`);

@@ -1,6 +1,6 @@
 /** The tensor engine: libtorch through imagebart's own N-API binding. */
 export { Tensor, sameStorage, type Operand, type Device } from './tensor.js';
-export { type DType, isFloating } from './dtype.js';
+export { type DType, isFloating, isDType } from './dtype.js';
 export * from './create.js';
 export * from './functional.js';
 export * from './autograd.js';

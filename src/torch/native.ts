@@ -44,6 +44,9 @@ export interface NativeAddon {
   isDisposed(h: NativeHandle): boolean;
   liveTensors(): number;
   sameStorage(a: NativeHandle, b: NativeHandle): boolean;
+  setData(h: NativeHandle, src: NativeHandle): void;
+  getRngState(): NativeHandle;
+  setRngState(state: NativeHandle): void;
   opHandle(name: string, overload: string): number;
   opSchema(id: number): string;
   callOp(id: number, ...args: unknown[]): unknown;

@@ -10,6 +10,7 @@
 import { availableParallelism } from 'node:os';
 import { native } from './native.js';
 import { type DType, dtypeCode } from './dtype.js';
+import { Tensor } from './tensor.js';
 
 export interface ThreadSplit {
   /** ATen intra-op (OpenMP) threads: convolutions, elementwise, reductions. */
@@ -45,6 +46,9 @@ setThreads(defaultThreadSplit());
 
 /** Seeds libtorch's global generators (CPU and CUDA). */
 export const manualSeed = (seed: number): void => native.manualSeed(seed);
+/** The CPU generator's state (a uint8 tensor): save it in a checkpoint to resume a random stream exactly. */
+export const getRngState = (): Tensor => new Tensor(native.getRngState());
+export const setRngState = (state: Tensor): void => native.setRngState(state.h);
 
 export const cudaAvailable = (): boolean => native.cudaDeviceCount() > 0;
 export const cudaDeviceCount = (): number => native.cudaDeviceCount();

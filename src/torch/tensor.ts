@@ -8,7 +8,7 @@
  * - Memory: `dispose()` / `using` / `tidy()` free deterministically; the GC is the fallback.
  */
 import { native, type NativeHandle } from './native.js';
-import { type DType, type TypedArray, dtypeCode, dtypeName, dtypeOfArray, viewAs, BYTES } from './dtype.js';
+import { type DType, type TypedArray, dtypeCode, dtypeName, dtypeOfArray, viewAs, isDType } from './dtype.js';
 import { track } from './scope.js';
 
 export type Operand = Tensor | number;
@@ -132,11 +132,13 @@ export class Tensor {
     native.backward([this.h], grad ? [grad.h] : undefined, opts.retainGraph ?? false, opts.createGraph ?? false);
   }
   detach(): Tensor { return wrap(A.detach(this.h)); }
+  /** Replaces this tensor's data with src's (PyTorch's `t.data = src`); identity and grad flag are kept. */
+  setData_(src: Tensor): this { native.setData(this.h, src.h); return this; }
 
   // ---- conversion ----
   to(target: DType | Device, opts: { copy?: boolean } = {}): Tensor {
     if (isDType(target)) return wrap(A.toDtype(this.h, dtypeCode(target), false, opts.copy ?? false));
-    return wrap(A.toDevice(this.h, target, undefined, false, opts.copy ?? false));
+    return wrap(A.toDevice(this.h, target, native.dtype(this.h), false, opts.copy ?? false));
   }
   float(): Tensor { return this.to('float32'); }
   double(): Tensor { return this.to('float64'); }
@@ -320,9 +322,6 @@ export class Tensor {
   normal_(mean = 0, std = 1): this { A.normal_(this.h, mean, std); return this; }
   maskedFill_(mask: Tensor, value: number): this { A.maskedFill_(this.h, mask.h, value); return this; }
 }
-
-const DTYPES = new Set<string>(Object.keys(BYTES));
-function isDType(s: string): s is DType { return DTYPES.has(s); }
 
 /** True when the handle-level storage of a and b overlaps (a is a view of b or vice versa). */
 export const sameStorage = (a: Tensor, b: Tensor): boolean => native.sameStorage(a.h, b.h);

@@ -81,3 +81,19 @@ test('default initialisation matches PyTorch bounds', () => {
   const e = new Embedding(1000, 8);
   assert.ok(Math.abs(e.weight.std().item() - 1) < 0.05);
 });
+
+test('module.to casts parameters in place, keeping their identity for optimisers', () => {
+  const l = new Linear(3, 2);
+  const w = l.weight;
+  const before = w.toNumbers();
+  l.to('float64');
+  assert.equal(l.weight, w);
+  assert.equal(w.dtype, 'float64');
+  assert.equal(w.requiresGrad, true);
+  w.toNumbers().forEach((x, i) => assert.ok(Math.abs(x - before[i]!) < 1e-7));
+  const bn = new BatchNorm2d(2).to('float64');
+  assert.equal(bn.numBatchesTracked.dtype, 'int64', 'integer buffers are not cast');
+  assert.equal(bn.runningMean.dtype, 'float64');
+  l.to('cpu');
+  assert.equal(w.device, 'cpu');
+});

@@ -228,3 +228,13 @@ test('thread split is applied and reported', () => {
   T.setThreads(before);
   assert.equal(T.getThreads().intraOp, before.intraOp);
 });
+
+test('the RNG state can be saved and restored to replay a random stream', () => {
+  T.manualSeed(5);
+  T.randn([3]);
+  const state = T.getRngState();
+  const a = T.randn([4]).toNumbers();
+  T.randn([10]);
+  T.setRngState(state);
+  assert.deepEqual(T.randn([4]).toNumbers(), a);
+});
