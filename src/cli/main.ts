@@ -8,6 +8,7 @@ Usage: imagebart <command> [options]
 
 Commands:
   info                 libtorch build, devices, BLAS and thread split
+  vqgan <sub>          first stage: train | eval | encode | decode | shrink
   demo                 the demo on the shipped default model
   help                 this text
 
@@ -34,6 +35,7 @@ const commands: Record<string, () => Promise<Command>> = {
     console.log(T.buildInfo());
     return 0;
   },
+  vqgan: async () => (await import('./vqgan.js')).vqganCommand,
   demo: async () => async () => {
     console.log('No shipped default model yet: the demo arrives with the trained chain and the web editor.');
     console.log("Meanwhile: 'imagebart info' checks the engine, 'npm test' runs the test suite.");
