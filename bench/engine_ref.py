@@ -1,20 +1,13 @@
 """PyTorch reference for bench/engine.ts: the same two workloads, same shapes and arithmetic.
 
-Usage: python3 bench/engine_ref.py INTRA BLAS STEPS  -> prints JSON {transformer_ms: [...], conv_ms: [...]}
+Usage: python3 bench/engine_ref.py --serve   (driven by bench/common.ts: `threads I B`, `step NAME`)
 """
-import ctypes, json, math, sys, time
+import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from serve_ref import serve
 
-intra, blas, steps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-torch.set_num_threads(intra)
-for lib in ("libblas.so.3", "libopenblas.so.0"):
-    try:
-        ctypes.CDLL(lib).openblas_set_num_threads(blas)
-        break
-    except (OSError, AttributeError):
-        pass
 torch.manual_seed(0)
 
 D, H, L, MLP, T, B, V = 256, 8, 4, 1024, 64, 32, 512
@@ -50,17 +43,6 @@ class GPT(nn.Module):
         return self.head(self.ln(x))
 
 
-def timed(fn, n):
-    for _ in range(3):
-        fn()
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
-
-
 model = GPT()
 opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.01)
 idx = torch.randint(0, V, (B, T))
@@ -83,5 +65,4 @@ def conv_step():
     conv(x).square().mean().backward()
 
 
-print(json.dumps({"transformer_ms": timed(transformer_step, steps), "conv_ms": timed(conv_step, steps),
-                  "torch": torch.__version__}))
+serve({"transformer": transformer_step, "conv": conv_step})

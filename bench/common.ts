@@ -1,0 +1,105 @@
+/**
+ * Side-by-side benchmarking against a PyTorch reference on a shared, noisy machine.
+ *
+ * The reference runs as a child process serving one step per request (`bench/*_ref.py --serve`),
+ * and the TypeScript and PyTorch steps alternate, so both sides see the same background load;
+ * each side's median over the measured rounds is reported, and their ratio.
+ */
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface, type Interface } from 'node:readline';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export const PYTHON = '/usr/bin/python3';
+
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export function timeOnce(fn: () => void): number {
+  const t0 = performance.now();
+  fn();
+  return performance.now() - t0;
+}
+
+export function torchAvailable(): boolean {
+  if (process.env.BENCH_NO_TORCH) return false;
+  return spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+}
+
+/** A PyTorch reference process: `threads INTRA BLAS` sets its split, `step NAME` runs one step and answers its milliseconds. */
+export class Reference {
+  private readonly lines: Interface;
+  private readonly pending: { resolve: (line: string) => void; reject: (e: Error) => void }[] = [];
+  private constructor(private readonly proc: ChildProcessWithoutNullStreams) {
+    this.lines = createInterface({ input: proc.stdout });
+    this.lines.on('line', (l) => this.pending.shift()?.resolve(l));
+    proc.on('exit', (code) => {
+      for (const p of this.pending.splice(0)) p.reject(new Error(`the reference process exited (${code})`));
+    });
+    proc.stderr.on('data', (d: Buffer) => process.stderr.write(`[reference] ${d}`));
+  }
+
+  static start(script: string, args: string[] = []): Reference | undefined {
+    if (!torchAvailable()) return undefined;
+    return new Reference(spawn(PYTHON, [script, '--serve', ...args], { stdio: 'pipe' }));
+  }
+
+  request(line: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ resolve, reject });
+      this.proc.stdin.write(line + '\n');
+    });
+  }
+
+  async threads(intra: number, blas: number): Promise<void> { await this.request(`threads ${intra} ${blas}`); }
+  async step(name: string): Promise<number> { return Number(await this.request(`step ${name}`)); }
+  close(): void { this.proc.stdin.end(); }
+}
+
+export interface Workload {
+  name: string;
+  ts: () => void;
+}
+
+export interface SideBySide {
+  ts: number;
+  torch: number | null;
+  ratio: number | null;
+}
+
+/** Runs warm-up rounds, then `rounds` alternating TS / reference steps per workload; medians in ms. */
+export async function sideBySide(workloads: Workload[], ref: Reference | undefined, o: { warmup?: number; rounds?: number } = {}): Promise<Record<string, SideBySide>> {
+  const ts: Record<string, number[]> = {};
+  const torch: Record<string, number[]> = {};
+  const warmup = o.warmup ?? 2;
+  const rounds = o.rounds ?? Number(process.env.BENCH_STEPS ?? 7);
+  for (let r = 0; r < warmup + rounds; r++) {
+    for (const w of workloads) {
+      const a = timeOnce(w.ts);
+      const b = ref ? await ref.step(w.name) : NaN;
+      if (r < warmup) continue;
+      (ts[w.name] ??= []).push(a);
+      (torch[w.name] ??= []).push(b);
+    }
+  }
+  return Object.fromEntries(workloads.map((w) => {
+    const t = median(ts[w.name]!);
+    const p = ref ? median(torch[w.name]!) : null;
+    return [w.name, { ts: round(t), torch: p === null ? null : round(p), ratio: p === null ? null : round(t / p, 3) }];
+  }));
+}
+
+export const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
+
+/** The thread splits to measure: BENCH_SPLITS="2+1,1+2", else every combination of 1 and all cores. */
+export function threadSplits(cores: number): [number, number][] {
+  if (process.env.BENCH_SPLITS) return process.env.BENCH_SPLITS.split(',').map((s) => s.split('+').map(Number) as [number, number]);
+  const out: [number, number][] = [];
+  for (const i of new Set([1, cores])) for (const b of new Set([1, cores])) out.push([i, b]);
+  return out;
+}
+
+export function writeResult(path: string, result: unknown): void {
+  if (!existsSync(dirname(path))) mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, JSON.stringify(result, null, 2) + '\n');
+  console.log(`wrote ${path}`);
+}
