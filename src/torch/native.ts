@@ -72,7 +72,18 @@ function repoRoot(): string {
   throw new Error('imagebart: cannot find the package root (binding.gyp) above ' + fileURLToPath(import.meta.url));
 }
 
+/**
+ * Thread-pool waiting, read by OpenMP and OpenBLAS when libtorch loads, so set before that:
+ * idle threads of each pool otherwise spin for milliseconds (OpenBLAS: up to 2^28 cycles)
+ * on cores the other pool needs. A user's own settings win.
+ */
+function politeThreadPools(): void {
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
+}
+
 function load(): NativeAddon {
+  politeThreadPools();
   const path = process.env.IMAGEBART_NATIVE ?? join(repoRoot(), 'build', 'Release', 'imagebart_native.node');
   if (!existsSync(path)) {
     throw new Error(`imagebart: the native libtorch binding is not built (${path} is missing). Run \`npm run setup\`.`);
