@@ -9,6 +9,7 @@ Usage: imagebart <command> [options]
 Commands:
   info                 libtorch build, devices, BLAS and thread split
   vqgan <sub>          first stage: train | eval | encode | decode | shrink
+  convert IN OUT       official PyTorch Lightning .ckpt → safetensors (safe: no pickle code runs)
   demo                 the demo on the shipped default model
   help                 this text
 
@@ -36,6 +37,7 @@ const commands: Record<string, () => Promise<Command>> = {
     return 0;
   },
   vqgan: async () => (await import('./vqgan.js')).vqganCommand,
+  convert: async () => (await import('./convert.js')).convertCommand,
   demo: async () => async () => {
     console.log('No shipped default model yet: the demo arrives with the trained chain and the web editor.');
     console.log("Meanwhile: 'imagebart info' checks the engine, 'npm test' runs the test suite.");
