@@ -90,6 +90,23 @@ export async function sideBySide(workloads: Workload[], ref: Reference | undefin
 
 export const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
 
+/** One thread split's medians, per workload. */
+export interface SplitResults {
+  split: string;
+  results: Record<string, SideBySide>;
+}
+
+/** One workload with each side at its own best split: the ratio users see when both are tuned. */
+export function bestSplit(rows: SplitResults[], name: string): SideBySide & { ts_split: string; torch_split: string | null } {
+  const fastest = (side: 'ts' | 'torch') =>
+    rows.filter((r) => r.results[name]![side] !== null).sort((a, b) => a.results[name]![side]! - b.results[name]![side]!)[0];
+  const ts = fastest('ts')!;
+  const torch = fastest('torch');
+  const tsMs = ts.results[name]!.ts;
+  const torchMs = torch ? torch.results[name]!.torch : null;
+  return { ts: tsMs, torch: torchMs, ratio: torchMs ? round(tsMs / torchMs, 3) : null, ts_split: ts.split, torch_split: torch?.split ?? null };
+}
+
 /** The thread splits to measure: BENCH_SPLITS="2+1,1+2", else every combination of 1 and all cores. */
 export function threadSplits(cores: number): [number, number][] {
   if (process.env.BENCH_SPLITS) return process.env.BENCH_SPLITS.split(',').map((s) => s.split('+').map(Number) as [number, number]);

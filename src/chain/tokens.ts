@@ -2,8 +2,9 @@
  * Token files: a dataset already encoded by the VQGAN, which the chain trains from.
  *
  * A safetensors file with `tokens` (int16, int32, int64 or uint8 [N, h, w], ids in the shrunk
- * codebook) and optionally `labels` ([N] integers). Metadata is free-form strings; a `K` entry
- * (the codebook size, a JSON number) is checked against the ids when present.
+ * codebook) and optionally `labels` ([N] integers). Metadata is free-form strings; the codebook size
+ * (a JSON number: `K`, or `num_tokens` as `imagebart vqgan encode` writes it) is checked against the
+ * ids when present.
  */
 import { type Tensor, loadSafetensors, saveSafetensors } from '../torch/index.js';
 
@@ -30,8 +31,9 @@ export function readTokenFile(path: string): TokenSet {
   if (labels && (!INTEGER.has(labels.dtype) || labels.ndim !== 1 || labels.size(0) !== tokens.size(0))) {
     throw new Error(`token file ${path}: 'labels' must be integers [${tokens.size(0)}], got ${labels.dtype} [${labels.shape.join(', ')}]`);
   }
-  const K = metadata.K === undefined ? undefined : Number(metadata.K);
-  if (K !== undefined && !(Number.isInteger(K) && K > 0)) throw new Error(`token file ${path}: metadata K = '${metadata.K}' is not a positive integer`);
+  const declared = metadata.K ?? metadata.num_tokens;
+  const K = declared === undefined ? undefined : Number(declared);
+  if (K !== undefined && !(Number.isInteger(K) && K > 0)) throw new Error(`token file ${path}: codebook size K = '${declared}' is not a positive integer`);
   const set: TokenSet = { tokens: tokens.long(), labels: labels?.long(), K, metadata };
   if (set.tokens.numel > 0 && set.tokens.min().item() < 0) throw new Error(`token file ${path}: negative token ids`);
   if (K !== undefined && set.tokens.numel > 0 && set.tokens.max().item() >= K) throw new Error(`token file ${path}: ids reach ${set.tokens.max().item()} but K = ${K}`);

@@ -241,13 +241,23 @@ export class ScaleTrainer {
     }
     const n = trainFile.tokens.size(0);
     if (n <= valSize) throw new Error(`${this.cfg.train} has ${n} grids: too few to hold out ${valSize} for validation`);
-    const perm = randperm(n);
+    const held = heldOutSplit(n, valSize, this.cfg.seed);
     return {
-      val: split(trainFile.tokens, trainFile.labels, perm.narrow(0, 0, valSize)),
-      train: split(trainFile.tokens, trainFile.labels, perm.narrow(0, valSize, n - valSize)),
+      val: split(trainFile.tokens, trainFile.labels, held.val),
+      train: split(trainFile.tokens, trainFile.labels, held.train),
       gridShape: trainFile.tokens.shape,
     };
   }
+}
+
+/**
+ * The grids `ScaleTrainer` holds out of an n-grid training file (without a `val` file): indices into
+ * the file, the first `valSize` of a permutation drawn right after seeding libtorch with `seed`.
+ */
+export function heldOutSplit(n: number, valSize: number, seed: number): { val: Tensor; train: Tensor } {
+  manualSeed(seed);
+  const perm = randperm(n);
+  return { val: perm.narrow(0, 0, valSize), train: perm.narrow(0, valSize, n - valSize) };
 }
 
 /** JSON with object keys sorted, to compare configurations whatever order their keys were written in. */

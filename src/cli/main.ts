@@ -9,6 +9,7 @@ Usage: imagebart <command> [options]
 Commands:
   info                 libtorch build, devices, BLAS and thread split
   vqgan <sub>          first stage: train | eval | encode | decode | shrink
+  chain <sub>          the reverse chain: train (one scale or --all) | nll
   convert IN OUT       official PyTorch Lightning .ckpt → safetensors (safe: no pickle code runs)
   demo                 the demo on the shipped default model
   help                 this text
@@ -37,6 +38,7 @@ const commands: Record<string, () => Promise<Command>> = {
     return 0;
   },
   vqgan: async () => (await import('./vqgan.js')).vqganCommand,
+  chain: async () => (await import('./chain.js')).chainCommand,
   convert: async () => (await import('./convert.js')).convertCommand,
   demo: async () => async () => {
     console.log('No shipped default model yet: the demo arrives with the trained chain and the web editor.');

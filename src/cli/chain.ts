@@ -1,0 +1,443 @@
+/**
+ * `imagebart chain train|nll`: the reverse chain from the command line.
+ *
+ * train  trains one scale's model on a token file (`--scale t`), resuming from its checkpoint, or every
+ *        scale at once (`--all`), each in its own process with the cores split between them, and then
+ *        writes the chain manifest;
+ * nll    the chain's negative ELBO on token grids: bits per token per scale and in total.
+ *
+ * A chain directory (--out) holds scale<t>/checkpoint.safetensors per scale and chain.json, the manifest.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Tensor, manualSeed, readSafetensorsHeader } from '../torch/index.js';
+import { makeSchedule, type ScheduleSpec } from '../diffusion/index.js';
+import {
+  ScaleTrainer, checkpointPath, heldOutSplit, readTokenFile, chainManifest, writeManifest, loadChain, chainNll,
+  type ScaleTrainConfig, type ScaleModelConfig, type ValRecord, type ChainManifest,
+} from '../chain/index.js';
+
+const HELP = `imagebart chain <command> [options]
+
+Commands:
+  train   Train the reverse model of one scale (--scale t), or of every scale as parallel processes
+          (--all), which then writes the chain manifest <out>/chain.json.
+  nll     The chain's negative ELBO on a token file: bits per token per scale and in total.
+
+Run 'imagebart chain <command> --help' for its options.
+`;
+
+const DEFAULTS = { T: 3, schedule: 'geometric', width: 192, encDepth: 4, decDepth: 2, gptDepth: 6, steps: 4000, batchSize: 32, evalEvery: 250 };
+
+const TRAIN_HELP = `imagebart chain train --tokens FILE --out DIR (--scale t | --all) [options]
+
+Trains p(x_{t-1} | x_t) of scale t on a token file (from 'imagebart vqgan encode'): scales 1..T-1 are
+encoder-decoder transformers, scale T a decoder-only GPT. A scale resumes from
+DIR/scale<t>/checkpoint.safetensors when it is there, to --steps (a checkpoint of another model or
+chain is refused). A checkpoint is written every --eval-every steps: an interrupted run loses at most
+that many.
+
+  --tokens FILE      training token file
+  --out DIR          chain directory
+  --scale t          train scale t, 1..T
+  --all              train every scale, one process each, then write DIR/chain.json
+  --jobs N           (--all) scales trained at the same time (default T); each process gets 1 ATen
+                     thread and its share of the cores as BLAS threads (IMAGEBART_THREADS,
+                     IMAGEBART_BLAS_THREADS)
+  --vqgan FILE       the VQGAN that made the tokens, recorded in the manifest
+  --remap FILE       its used-code list, when the VQGAN file does not hold it
+
+Chain:
+  --T N              number of scales (default ${DEFAULTS.T})
+  --schedule S       ${DEFAULTS.schedule} (default) | alphacum:a0,…,aT | a constant β | a measured curve
+                     (bernoulli_PSIM, ffhq_bernoulli_PSIM, …)
+  --K N              codebook size (default: what the token file declares)
+  --classes N        condition on the token file's labels 0..N-1
+
+Model (the defaults give 2-4M parameters per scale on 8×8 grids of ≤ 512 codes):
+  --width N          model width (default ${DEFAULTS.width})
+  --heads N          attention heads, 64 wide each (default width/64)
+  --enc-depth N      encoder layers of scales 1..T-1 (default ${DEFAULTS.encDepth})
+  --dec-depth N      decoder layers of scales 1..T-1 (default ${DEFAULTS.decDepth})
+  --gpt-depth N      layers of the GPT of scale T (default ${DEFAULTS.gptDepth})
+  --residual         ResidualScaled encoder-decoders: they learn a correction to log q(x_t | x_{t-1})
+
+Training:
+  --steps N          total steps per scale (default ${DEFAULTS.steps})
+  --batch-size N     (default ${DEFAULTS.batchSize})
+  --lr X             peak learning rate (default 3e-4), reached after --warmup N steps (default
+                     steps/20), then cosine decay
+  --eval-every N     validation NLL and checkpoint every N steps (default ${DEFAULTS.evalEvery})
+  --log-every N      progress line every N steps (default 50)
+  --val FILE         validation token file (default: --val-size grids held out of --tokens)
+  --val-size N       validation grids (default 256)
+  --alpha-mix X      weight of KL(posterior ‖ model) against cross-entropy (default 1; 0 at scale 1,
+                     where the two coincide)
+  --autocast         bf16 autocast of the forward pass
+  --seed N           held-out split, initialisation, noise (default 0)
+`;
+
+const NLL_HELP = `imagebart chain nll --manifest FILE --tokens FILE [options]
+
+The chain's negative ELBO in bits per token: a term per scale — the KL of the posterior
+q(x_{t-1} | x_t, x_0) against the model, exact per token given one sample of the forward chain per
+grid (-log p(x_0 | x_1) at scale 1) — plus the prior term KL(q(x_T | x_0) ‖ uniform), 0 when β_T = 1.
+Token space only: the VQGAN's reconstruction term is not included.
+
+  --manifest FILE    chain manifest (written by 'imagebart chain train --all')
+  --tokens FILE      token grids to score
+  --split test|val   test: every grid of --tokens (default); val: the grids training held out for
+                     validation (--tokens defaults to the training file the checkpoints recorded)
+  --limit N          score the first N grids only
+  --weights ema|train  the EMA weights (default) or the training weights
+  --batch-size N     (default 64)
+  --seed N           forward-chain noise (default 0)
+  --json             print the result as JSON
+`;
+
+const TRAIN_OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  tokens: { type: 'string' },
+  out: { type: 'string' },
+  scale: { type: 'string' },
+  all: { type: 'boolean' },
+  jobs: { type: 'string' },
+  vqgan: { type: 'string' },
+  remap: { type: 'string' },
+  T: { type: 'string' },
+  schedule: { type: 'string' },
+  K: { type: 'string' },
+  classes: { type: 'string' },
+  width: { type: 'string' },
+  heads: { type: 'string' },
+  'enc-depth': { type: 'string' },
+  'dec-depth': { type: 'string' },
+  'gpt-depth': { type: 'string' },
+  residual: { type: 'boolean' },
+  steps: { type: 'string' },
+  'batch-size': { type: 'string' },
+  lr: { type: 'string' },
+  warmup: { type: 'string' },
+  'eval-every': { type: 'string' },
+  'log-every': { type: 'string' },
+  val: { type: 'string' },
+  'val-size': { type: 'string' },
+  'alpha-mix': { type: 'string' },
+  autocast: { type: 'boolean' },
+  seed: { type: 'string' },
+} satisfies ParseArgsConfig['options'];
+
+const NLL_OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  manifest: { type: 'string' },
+  tokens: { type: 'string' },
+  split: { type: 'string' },
+  limit: { type: 'string' },
+  weights: { type: 'string' },
+  'batch-size': { type: 'string' },
+  seed: { type: 'string' },
+  json: { type: 'boolean' },
+} satisfies ParseArgsConfig['options'];
+
+type TrainValues = ReturnType<typeof parseArgs<{ options: typeof TRAIN_OPTIONS }>>['values'];
+type NllValues = ReturnType<typeof parseArgs<{ options: typeof NLL_OPTIONS }>>['values'];
+
+class UsageError extends Error {}
+
+function int(v: string | undefined, name: string, min = 1): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got '${v}'`);
+  return n;
+}
+
+function float(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${v}'`);
+  return n;
+}
+
+function probability(v: string | undefined, name: string): number | undefined {
+  const p = float(v, name);
+  if (p !== undefined && !(p >= 0 && p <= 1)) throw new UsageError(`--${name} must lie in [0, 1], got '${v}'`);
+  return p;
+}
+
+function need<T>(v: T | undefined, name: string): T {
+  if (v === undefined) throw new UsageError(`--${name} is required`);
+  return v;
+}
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
+const scaleDir = (out: string, t: number): string => join(out, `scale${t}`);
+const MANIFEST = 'chain.json';
+
+// ---------------------------------------------------------------------------------------------- train
+
+/** A number for a constant β, else the spec as written; checked against T. */
+function scheduleSpec(s: string, T: number): ScheduleSpec {
+  const spec = s.trim() !== '' && Number.isFinite(Number(s)) ? Number(s) : s;
+  try {
+    makeSchedule(spec, T);
+  } catch (e) {
+    throw new UsageError(`--schedule: ${(e as Error).message}`);
+  }
+  return spec;
+}
+
+/** Scale t's architecture: an encoder-decoder below T, the GPT at T. */
+function modelConfig(v: TrainValues, t: number, T: number): ScaleModelConfig {
+  const dim = int(v.width, 'width') ?? DEFAULTS.width;
+  const heads = int(v.heads, 'heads') ?? Math.max(1, Math.round(dim / 64));
+  if (t === T) return { type: 'gpt', dim, heads, depth: int(v['gpt-depth'], 'gpt-depth') ?? DEFAULTS.gptDepth };
+  return {
+    type: v.residual ? 'residual-xtransformer' : 'xtransformer', dim, heads,
+    encoderDepth: int(v['enc-depth'], 'enc-depth') ?? DEFAULTS.encDepth,
+    decoderDepth: int(v['dec-depth'], 'dec-depth') ?? DEFAULTS.decDepth,
+  };
+}
+
+/** Scale t's training config from the options; unset ones take the trainer's defaults. */
+function scaleConfig(v: TrainValues, out: string, t: number, declaredK: number | undefined): ScaleTrainConfig {
+  const T = int(v.T, 'T') ?? DEFAULTS.T;
+  const K = int(v.K, 'K', 2) ?? declaredK;
+  if (K === undefined) throw new UsageError(`${v.tokens} does not declare its codebook size: pass --K`);
+  const classes = int(v.classes, 'classes');
+  return {
+    t,
+    chain: { K, T, schedule: scheduleSpec(v.schedule ?? DEFAULTS.schedule, T), ...(classes ? { classes } : {}) },
+    model: modelConfig(v, t, T),
+    train: resolve(need(v.tokens, 'tokens')),
+    val: v.val === undefined ? undefined : resolve(v.val),
+    valSize: int(v['val-size'], 'val-size'),
+    out: scaleDir(out, t),
+    steps: int(v.steps, 'steps') ?? DEFAULTS.steps,
+    batchSize: int(v['batch-size'], 'batch-size') ?? DEFAULTS.batchSize,
+    lr: float(v.lr, 'lr'),
+    warmup: int(v.warmup, 'warmup', 0),
+    evalEvery: int(v['eval-every'], 'eval-every') ?? DEFAULTS.evalEvery,
+    logEvery: int(v['log-every'], 'log-every'),
+    alphaMix: probability(v['alpha-mix'], 'alpha-mix'),
+    autocast: v.autocast,
+    seed: int(v.seed, 'seed', 0),
+  };
+}
+
+async function train(v: TrainValues): Promise<number> {
+  const out = need(v.out, 'out');
+  if (Boolean(v.all) === (v.scale !== undefined)) throw new UsageError('give either --scale t or --all');
+  const T = int(v.T, 'T') ?? DEFAULTS.T;
+  const scales = v.all ? range(T) : [need(int(v.scale, 'scale'), 'scale')];
+  if (scales[0] > T) throw new UsageError(`--scale ${scales[0]} outside 1..${T}`);
+  const tokens = need(v.tokens, 'tokens');
+  if (!existsSync(tokens)) throw new UsageError(`token file ${tokens} does not exist`);
+  const file = readTokenFile(tokens); // fails early and clearly on a corrupt or inconsistent file
+  const [, h, w] = file.tokens.shape;
+  file.tokens.dispose();
+  file.labels?.dispose();
+  const configs = scales.map((t) => scaleConfig(v, out, t, file.K));
+  for (const p of ['val', 'vqgan', 'remap'] as const) if (v[p] !== undefined && !existsSync(v[p])) throw new UsageError(`--${p} ${v[p]} does not exist`);
+  if (!v.all) return trainScale(configs[0]);
+
+  const manifest = chainManifest({
+    vqgan: v.vqgan ? relative(out, v.vqgan) : null,
+    remap: v.remap ? relative(out, v.remap) : null,
+    K: configs[0].chain.K, T, schedule: configs[0].chain.schedule,
+    tokenShape: [h, w],
+    classes: configs[0].chain.classes ?? null,
+    scales: configs.map((c) => ({ t: c.t, checkpoint: relative(out, checkpointPath(c.out)) })),
+  });
+  const failed = await trainInParallel(v, scales, int(v.jobs, 'jobs') ?? T);
+  if (failed.length) {
+    process.stderr.write(`scale${failed.length > 1 ? 's' : ''} ${failed.join(', ')} did not finish: no manifest written\n`);
+    return 1;
+  }
+  const path = join(out, MANIFEST);
+  writeManifest(path, manifest);
+  const nll = configs.map((c) => lastValidation(checkpointPath(c.out)));
+  process.stderr.write(`validation NLL (EMA weights), bits/token: ${nll.map((r, i) => `scale ${i + 1} ${r?.nllEma.toFixed(4) ?? '-'}`).join(', ')}` +
+    `; sum ${nll.reduce((a, r) => a + (r?.nllEma ?? NaN), 0).toFixed(4)}\nwrote ${path}\n`);
+  return 0;
+}
+
+/** Trains one scale in this process. */
+function trainScale(config: ScaleTrainConfig): number {
+  const trainer = new ScaleTrainer(config);
+  const params = trainer.denoiser.numParameters();
+  process.stderr.write(`scale ${config.t}/${config.chain.T}: ${config.model.type}, ${(params / 1e6).toFixed(2)}M parameters, K ${config.chain.K}, ` +
+    `${trainer.denoiser.shape.tokens} tokens per grid, schedule ${config.chain.schedule}, ${config.steps} steps\n`);
+  const r = trainer.run();
+  const last = r.history.at(-1);
+  const tokensPerSecond = r.stepsPerSecond * config.batchSize! * trainer.denoiser.shape.tokens;
+  process.stderr.write(`scale ${config.t}: done at step ${r.step}` +
+    (last ? `, val NLL ${last.nll.toFixed(4)} bits/token (EMA ${last.nllEma.toFixed(4)})` : '') +
+    `, ${r.stepsPerSecond.toFixed(2)} steps/s (${Math.round(tokensPerSecond)} tokens/s) → ${r.checkpoint}\n`);
+  return 0;
+}
+
+/** This module run as a script (`node chain.js train …`): how --all starts one process per scale. */
+const SELF = fileURLToPath(import.meta.url);
+
+/** Cores per concurrent job, as evenly as they divide (at least 1 each). */
+const splitCores = (cores: number, jobs: number): number[] =>
+  Array.from({ length: jobs }, (_, i) => Math.max(1, Math.floor(cores / jobs) + (i < cores % jobs ? 1 : 0)));
+
+/** The command line of one scale's process under `train --all`: the same options, with --scale t in place of --all and --jobs. */
+function scaleArgs(v: TrainValues, t: number): string[] {
+  const args = ['train', '--scale', String(t)];
+  for (const [k, x] of Object.entries(v)) {
+    if (k === 'all' || k === 'jobs' || x === undefined || x === false) continue;
+    args.push(`--${k}`, ...(x === true ? [] : [x]));
+  }
+  return args;
+}
+
+/** Trains `scales` in child processes, `jobs` at a time; returns the scales that did not finish. */
+async function trainInParallel(v: TrainValues, scales: number[], jobs: number): Promise<number[]> {
+  const queue = [...scales];
+  const threads = splitCores(availableParallelism(), Math.min(jobs, scales.length));
+  process.stderr.write(`training scales ${scales.join(', ')} in ${threads.length} processes at a time, BLAS threads ${threads.join(' + ')}\n`);
+  const children = new Set<ReturnType<typeof spawn>>();
+  let stopped = false;
+  const stop = (signal: NodeJS.Signals) => {
+    stopped = true;
+    for (const c of children) c.kill(signal);
+  };
+  process.on('SIGINT', stop).on('SIGTERM', stop);
+  const failed: number[] = [];
+  try {
+    await Promise.all(threads.map(async (n) => {
+      for (let t = queue.shift(); t !== undefined && !stopped; t = queue.shift()) {
+        const child = spawn(process.execPath, [SELF, ...scaleArgs(v, t)], {
+          env: { ...process.env, IMAGEBART_THREADS: '1', IMAGEBART_BLAS_THREADS: String(n) },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        children.add(child);
+        for (const stream of [child.stdout, child.stderr]) {
+          createInterface({ input: stream }).on('line', (line) => process.stderr.write(`[scale ${t}] ${line}\n`));
+        }
+        const ok = await new Promise<boolean>((done) => child.on('error', () => done(false)).on('close', (code) => done(code === 0)));
+        children.delete(child);
+        if (!ok) failed.push(t);
+      }
+    }));
+  } finally {
+    process.off('SIGINT', stop).off('SIGTERM', stop);
+  }
+  return [...failed, ...queue].sort((a, b) => a - b);
+}
+
+/** The last validation a scale checkpoint recorded. */
+function lastValidation(checkpoint: string): ValRecord | undefined {
+  return (JSON.parse(readSafetensorsHeader(checkpoint).metadata.history ?? '[]') as ValRecord[]).at(-1);
+}
+
+// ------------------------------------------------------------------------------------------------ nll
+
+/**
+ * The training config shared by every scale of a chain, as its checkpoints recorded it: what
+ * `--split val` needs to find the grids the trainers validated on.
+ */
+function validationConfig(m: ChainManifest, manifestPath: string, at: (p: string) => string): ScaleTrainConfig {
+  const recs = m.scales.map((s) => JSON.parse(readSafetensorsHeader(at(s.checkpoint)).metadata.train_config ?? 'null') as ScaleTrainConfig | null);
+  const keys = new Set(recs.map((c) => JSON.stringify(c && [c.train, c.val, c.valSize, c.seed])));
+  if (keys.size !== 1 || !recs[0]) {
+    throw new Error(`chain manifest ${manifestPath}: its scales were not validated on the same grids (${[...keys].join(' vs ')}); use --split test`);
+  }
+  return recs[0];
+}
+
+/** Token grids [M, h, w] (labels [M] for a class-conditional chain) to score, checked against the chain. */
+function gridsToScore(
+  v: NllValues, split: 'test' | 'val', manifestPath: string, m: ChainManifest, at: (p: string) => string,
+): { source: string; tokens: Tensor; labels?: Tensor } {
+  const c = split === 'val' ? validationConfig(m, manifestPath, at) : undefined;
+  const source = need(v.tokens ?? c?.val ?? c?.train, 'tokens');
+  if (!existsSync(source)) throw new UsageError(`token file ${source} does not exist`);
+  const file = readTokenFile(source);
+  if (file.K !== undefined && file.K !== m.K) throw new Error(`${source} holds tokens of a K = ${file.K} codebook, the chain has K = ${m.K}`);
+  // the trainers validated on the first valSize grids of their val file, else of a seeded permutation of their training file
+  const rows = c && !c.val ? heldOutSplit(file.tokens.size(0), c.valSize!, c.seed!).val : undefined;
+  const n = Math.min(c?.valSize ?? Infinity, int(v.limit, 'limit') ?? Infinity, file.tokens.size(0));
+  const pick = (x: Tensor) => (rows ? x.index([rows]) : x).narrow(0, 0, n);
+  const tokens = pick(file.tokens);
+  const [h, w] = m.tokenShape;
+  if (tokens.size(1) !== h || tokens.size(2) !== w) throw new Error(`${source} holds ${tokens.size(1)}×${tokens.size(2)} grids, the chain models ${h}×${w}`);
+  if (tokens.numel > 0 && tokens.max().item() >= m.K) throw new Error(`${source}: token ids reach ${tokens.max().item()} but the chain has K = ${m.K}`);
+  if (m.classes === null) return { source, tokens };
+  if (!file.labels) throw new Error(`the chain is class-conditional but ${source} has no labels`);
+  const labels = pick(file.labels);
+  if (labels.numel > 0 && (labels.min().item() < 0 || labels.max().item() >= m.classes)) throw new Error(`${source}: labels must lie in 0..${m.classes - 1}`);
+  return { source, tokens, labels };
+}
+
+function nll(v: NllValues): number {
+  const manifestPath = need(v.manifest, 'manifest');
+  const split = v.split ?? 'test';
+  if (split !== 'test' && split !== 'val') throw new UsageError(`--split must be test or val, got '${split}'`);
+  const weights = v.weights ?? 'ema';
+  if (weights !== 'ema' && weights !== 'train') throw new UsageError(`--weights must be ema or train, got '${weights}'`);
+  const batchSize = int(v['batch-size'], 'batch-size') ?? 64;
+  const seed = int(v.seed, 'seed', 0) ?? 0;
+  if (!existsSync(manifestPath)) throw new UsageError(`chain manifest ${manifestPath} does not exist`);
+  const { manifest: m, schedule, denoisers, resolve: at } = loadChain(manifestPath, { ema: weights === 'ema' });
+  const { source, tokens, labels } = gridsToScore(v, split, manifestPath, m, at);
+  const started = performance.now();
+  manualSeed(seed);
+  const r = chainNll(denoisers, tokens, schedule, { labels, batchSize });
+  const seconds = (performance.now() - started) / 1000;
+  const [h, w] = m.tokenShape;
+  if (v.json) {
+    const out = { manifest: manifestPath, tokens: source, split, grids: tokens.size(0), weights, ...r, bitsPerGrid: r.total * h * w };
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    return 0;
+  }
+  const row = (name: string, bits: number) => `${name.padEnd(8)}${bits.toFixed(4).padStart(10)}\n`;
+  process.stdout.write(`${tokens.size(0)} grids of ${h}×${w} from ${source} (${split}), ${weights} weights, K ${m.K}, T ${m.T}, schedule ${m.schedule}\n` +
+    `${'scale'.padEnd(8)}${'bits/token'.padStart(10)}\n` +
+    r.perScale.map((b, i) => row(String(i + 1), b)).join('') +
+    row('prior', r.prior) +
+    row('total', r.total) +
+    `= ${(r.total * h * w).toFixed(1)} bits per grid (uniform: ${Math.log2(m.K).toFixed(4)} bits/token); ${seconds.toFixed(1)} s\n`);
+  return 0;
+}
+
+// ------------------------------------------------------------------------------------------ dispatch
+
+const printHelp = (text: string): number => (process.stdout.write(text), 0);
+
+/** Runs `imagebart chain …` with the arguments after `chain`; resolves to the exit code. */
+export async function chainCommand(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(HELP);
+    return name === undefined ? 2 : 0;
+  }
+  try {
+    switch (name) {
+      case 'train': {
+        const { values } = parseArgs({ args, options: TRAIN_OPTIONS, strict: true });
+        return values.help ? printHelp(TRAIN_HELP) : await train(values);
+      }
+      case 'nll': {
+        const { values } = parseArgs({ args, options: NLL_OPTIONS, strict: true });
+        return values.help ? printHelp(NLL_HELP) : nll(values);
+      }
+      default:
+        process.stderr.write(`imagebart chain: unknown command '${name}'\n\n${HELP}`);
+        return 2;
+    }
+  } catch (e) {
+    const usage = e instanceof UsageError || String((e as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
+    process.stderr.write(`imagebart chain ${name}: ${(e as Error).message}\n${usage ? `Run 'imagebart chain ${name} --help' for its options.\n` : ''}`);
+    return usage ? 2 : 1;
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === SELF) chainCommand(process.argv.slice(2)).then((code) => process.exit(code));
