@@ -13,7 +13,7 @@ import { availableParallelism } from 'node:os';
 import * as T from '../src/torch/index.js';
 import { Module, ModuleList, Linear, LayerNorm, Embedding, Conv2d } from '../src/nn/index.js';
 import { AdamW } from '../src/optim/index.js';
-import { Reference, sideBySide, threadSplits, writeResult, round, type Workload, type SideBySide } from './common.js';
+import { Reference, sideBySide, threadSplits, writeResult, bestSplit, type Workload, type SplitResults } from './common.js';
 
 const D = 256, H = 8, L = 4, MLP = 1024, S = 64, B = 32, V = 512;
 
@@ -73,7 +73,7 @@ const cores = availableParallelism();
 const ref = Reference.start('bench/engine_ref.py');
 if (!ref) console.log('python3-torch not found: TypeScript only (apt-get install python3-torch for the side-by-side reference)');
 const work = workloads();
-const rows: { split: string; results: Record<string, SideBySide> }[] = [];
+const rows: SplitResults[] = [];
 const f = (x: number | null) => (x === null ? '      -' : x.toFixed(1).padStart(7));
 for (const [intra, blas] of threadSplits(cores)) {
   T.setThreads({ intraOp: intra, blas });
@@ -85,17 +85,11 @@ for (const [intra, blas] of threadSplits(cores)) {
 }
 ref?.close();
 
-// Each side at its own best split: the ratio users see when both are tuned.
-const best = (name: string, side: 'ts' | 'torch') =>
-  rows.filter((r) => r.results[name]![side] !== null).sort((a, b) => a.results[name]![side]! - b.results[name]![side]!)[0];
 const summary: Record<string, unknown> = {};
 console.log('\nbest split of each side (median ms):');
 for (const [name, key] of [['transformer', 'transformer_step_ms'], ['conv', 'conv_step_ms']] as const) {
-  const ts = best(name, 'ts')!;
-  const torch = best(name, 'torch');
-  const tsMs = ts.results[name]!.ts;
-  const torchMs = torch ? torch.results[name]!.torch! : null;
-  summary[key] = { ts: tsMs, torch: torchMs, ratio: torchMs ? round(tsMs / torchMs, 3) : null, ts_split: ts.split, torch_split: torch?.split ?? null };
-  console.log(`${name.padEnd(12)} ts ${tsMs} ms (${ts.split})  torch ${torchMs ?? '-'} ms (${torch?.split ?? '-'})  ratio ${torchMs ? (tsMs / torchMs).toFixed(3) : '-'}`);
+  const b = bestSplit(rows, name);
+  summary[key] = b;
+  console.log(`${name.padEnd(12)} ts ${b.ts} ms (${b.ts_split})  torch ${b.torch ?? '-'} ms (${b.torch_split ?? '-'})  ratio ${b.ratio ?? '-'}`);
 }
 writeResult('bench/results/engine.json', { ...summary, machine: { cores, blas: T.getThreads().blasLibrary }, rounds: Number(process.env.BENCH_STEPS ?? 7), splits: rows });
