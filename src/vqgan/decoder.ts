@@ -9,7 +9,7 @@
  */
 import { Tensor } from '../torch/index.js';
 import { Module, ModuleList, Conv2d, GroupNorm } from '../nn/index.js';
-import { ResnetBlock, AttnBlock, Upsample, MidBlock, Level, Normalize, swish } from './blocks.js';
+import { ResnetBlock, AttnBlock, Upsample, MidBlock, Level, Normalize, swish, chain } from './blocks.js';
 import { latentSize, type DDConfig } from './config.js';
 
 export class Decoder extends Module {
@@ -50,8 +50,9 @@ export class Decoder extends Module {
 
   /** [B, zChannels, r, r] → [B, outCh, R, R] */
   forward(z: Tensor): Tensor {
-    let h = this.mid.forward(this.convIn.forward(z));
-    for (let i = this.up.length - 1; i >= 0; i--) h = this.up.at(i).forward(h);
-    return this.convOut.forward(swish(this.normOut.forward(h)));
+    return chain(z,
+      (t) => this.convIn.forward(t), (t) => this.mid.forward(t),
+      ...[...this.up.items].reverse().map((level) => (t: Tensor) => level.forward(t)),
+      (t) => this.normOut.forward(t), swish, (t) => this.convOut.forward(t));
   }
 }

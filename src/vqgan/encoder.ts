@@ -9,7 +9,7 @@
  */
 import { Tensor } from '../torch/index.js';
 import { Module, ModuleList, Conv2d, GroupNorm } from '../nn/index.js';
-import { ResnetBlock, AttnBlock, Downsample, MidBlock, Level, Normalize, swish } from './blocks.js';
+import { ResnetBlock, AttnBlock, Downsample, MidBlock, Level, Normalize, swish, chain } from './blocks.js';
 import type { DDConfig } from './config.js';
 
 export class Encoder extends Module {
@@ -47,9 +47,9 @@ export class Encoder extends Module {
 
   /** [B, inChannels, R, R] → [B, zChannels, r, r] */
   forward(x: Tensor): Tensor {
-    let h = this.convIn.forward(x);
-    for (const level of this.down) h = level.forward(h);
-    h = this.mid.forward(h);
-    return this.convOut.forward(swish(this.normOut.forward(h)));
+    return chain(x,
+      (t) => this.convIn.forward(t),
+      ...this.down.items.map((level) => (t: Tensor) => level.forward(t)),
+      (t) => this.mid.forward(t), (t) => this.normOut.forward(t), swish, (t) => this.convOut.forward(t));
   }
 }

@@ -14,6 +14,7 @@ import { Module, Conv2d, type LoadResult } from '../nn/index.js';
 import { Encoder } from './encoder.js';
 import { Decoder } from './decoder.js';
 import { VectorQuantizer } from './quantizer.js';
+import { chain } from './blocks.js';
 import { ddconfigFromTaming, latentSize, makeConfig, validateConfig, type VQModelConfig, type UnknownIndex } from './config.js';
 
 export interface EncodeOutput {
@@ -51,7 +52,7 @@ export class VQModel extends Module {
   get numTokens(): number { return this.quantize.reEmbed; }
 
   /** x [B, inChannels, R, R] → quantizer input [B, embedDim, r, r] (taming encode_to_prequant). */
-  encodeToPrequant(x: Tensor): Tensor { return this.quantConv.forward(this.encoder.forward(x)); }
+  encodeToPrequant(x: Tensor): Tensor { return chain(x, (t) => this.encoder.forward(t), (t) => this.quantConv.forward(t)); }
 
   encode(x: Tensor): EncodeOutput {
     const { zq, loss, indices, codes } = this.quantize.forward(this.encodeToPrequant(x));
@@ -59,10 +60,10 @@ export class VQModel extends Module {
   }
 
   /** z_q [B, embedDim, r, r] → image [B, outCh, R, R] */
-  decode(zq: Tensor): Tensor { return this.decoder.forward(this.postQuantConv.forward(zq)); }
+  decode(zq: Tensor): Tensor { return chain(zq, (t) => this.postQuantConv.forward(t), (t) => this.decoder.forward(t)); }
 
   /** Token grid [B, r, r] → image [B, outCh, R, R] */
-  decodeIndices(indices: Tensor): Tensor { return this.decode(this.quantize.getCodebookEntry(indices)); }
+  decodeIndices(indices: Tensor): Tensor { return chain(indices, (t) => this.quantize.getCodebookEntry(t), (t) => this.decode(t)); }
 
   /** x → token grid [B, r, r] */
   encodeToIndices(x: Tensor): Tensor {
