@@ -31,6 +31,10 @@ class Block extends Module {
     const x1 = x.add(this.proj.forward(y));
     return x1.add(this.fc2.forward(this.fc1.forward(this.ln2.forward(x1)).gelu()));
   }
+  /** One scope per block frees its intermediates when it returns, as Python's reference counting does. */
+  step(x: T.Tensor, mask: T.Tensor): T.Tensor {
+    return T.tidy(() => this.forward(x, mask));
+  }
 }
 
 class GPT extends Module {
@@ -41,7 +45,7 @@ class GPT extends Module {
   readonly head = this.module('head', new Linear(D, V, false));
   forward(idx: T.Tensor, mask: T.Tensor): T.Tensor {
     let x = this.tok.forward(idx).add(this.pos);
-    for (const blk of this.blocks) x = blk.forward(x, mask);
+    for (const blk of this.blocks) x = blk.step(x, mask);
     return this.head.forward(this.ln.forward(x));
   }
 }

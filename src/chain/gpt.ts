@@ -15,7 +15,7 @@
  * whole conditioning prefix in the first call (it then attends both ways, which matches training only
  * when nUnmasked ≥ its length), then one token per call.
  */
-import { type Tensor, ones, zeros } from '../torch/index.js';
+import { type Tensor, ones, zeros, tidy } from '../torch/index.js';
 import { Module, ModuleList, Linear, LayerNorm, Embedding, Dropout, init } from '../nn/index.js';
 import { type KVCache, type KVSlot, Sequential, GELU, splitHeads, mergeHeads, attend } from './layers.js';
 
@@ -87,8 +87,9 @@ export class Block extends Module {
   }
 
   forward(x: Tensor, cache?: KVSlot): Tensor {
-    x = x.add(this.attn.forward(this.ln1.forward(x), cache));
-    return x.add(this.mlp.forward(this.ln2.forward(x)));
+    // Separate scopes free each half's intermediates once it is done (autograd keeps what it needs).
+    x = tidy(() => x.add(this.attn.forward(this.ln1.forward(x), cache)));
+    return tidy(() => x.add(this.mlp.forward(this.ln2.forward(x))));
   }
 }
 

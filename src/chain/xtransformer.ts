@@ -18,7 +18,7 @@
  *
  * Incremental decoding: pass a `KVCache` to `forward` and feed the decoder the new tokens only.
  */
-import { type Tensor, zeros, tensor } from '../torch/index.js';
+import { type Tensor, zeros, tensor, tidy } from '../torch/index.js';
 import { Module, ModuleList, Linear, LayerNorm, Embedding, Dropout, init } from '../nn/index.js';
 import { type KVCache, type KVSlot, Sequential, GELU, splitHeads, mergeHeads, attend, causalBlocked, maxNegative } from './layers.js';
 
@@ -123,10 +123,14 @@ export class AttentionLayers extends Module {
 
   /** x [B, L, dim] → [B, L, dim]; `context` is the encoder output for cross-attention. */
   forward(x: Tensor, o: { context?: Tensor; cache?: KVCache } = {}): Tensor {
+    // Each sublayer in its own tidy scope: its intermediates are released as soon as it is done
+    // (autograd keeps what backward needs), as PyTorch frees them by reference counting.
     this.sublayers.forEach(({ kind, norm, fn }, j) => {
-      const h = norm.forward(x);
-      const out = fn instanceof FeedForward ? fn.forward(h) : fn.forward(h, { context: kind === 'cross' ? o.context : undefined, cache: o.cache?.slot(j) });
-      x = out.add(x);
+      x = tidy(() => {
+        const h = norm.forward(x);
+        const out = fn instanceof FeedForward ? fn.forward(h) : fn.forward(h, { context: kind === 'cross' ? o.context : undefined, cache: o.cache?.slot(j) });
+        return out.add(x);
+      });
     });
     return x;
   }

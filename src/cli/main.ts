@@ -9,6 +9,8 @@ Usage: imagebart <command> [options]
 Commands:
   info                 libtorch build, devices, BLAS and thread split
   vqgan <sub>          first stage: train | eval | encode | decode | shrink
+  sample               sample images from a trained chain (PNG grid + JSON sidecar)
+  edit                 repaint a masked part of a picture with a trained chain
   chain <sub>          the reverse chain: train (one scale or --all) | nll
   convert IN OUT       official PyTorch Lightning .ckpt → safetensors (safe: no pickle code runs)
   demo                 the demo on the shipped default model
@@ -38,6 +40,8 @@ const commands: Record<string, () => Promise<Command>> = {
     return 0;
   },
   vqgan: async () => (await import('./vqgan.js')).vqganCommand,
+  sample: async () => (await import('./sample.js')).sampleCommand,
+  edit: async () => (await import('./sample.js')).editCommand,
   chain: async () => (await import('./chain.js')).chainCommand,
   convert: async () => (await import('./convert.js')).convertCommand,
   demo: async () => async () => {

@@ -1,0 +1,182 @@
+/**
+ * Sampling the reverse chain (DESIGN §1): x_T ~ uniform over the K codes, then x_{t-1} ~ p_θ(· | x_t, c)
+ * for t = T … 1, each scale decoding its grid token by token in raster order.
+ *
+ * - `denoiseScale`: one reverse step. For every position n: next-token logits (decoder.ts: KV-cached,
+ *   or the official uncached loop; a sliding window when the grid is larger than the trained one,
+ *   window.ts), truncated and drawn (filter.ts); tokens listed in `fixed` are forced to their value at
+ *   every step — the exact equivalent of the official guide, which adds log onehot(x0) to their
+ *   logits — and positions kept in every row are not evaluated at all;
+ * - `sample`: the whole chain from uniform noise, optionally returning every x_t (coarse to fine);
+ * - settings (temperature, top-k, top-p) apply at every scale, with per-scale overrides;
+ * - randomness comes from libtorch's global generator, seeded from `seed` (drawn and reported when
+ *   not given), so (seed, batch, settings, threads) reproduce a sample bit for bit.
+ */
+import { randomInt } from 'node:crypto';
+import { type Tensor, manualSeed, noGrad, randint, tidy, where, zeros } from '../torch/index.js';
+import type { Denoiser } from '../chain/index.js';
+import type { Schedule } from '../diffusion/index.js';
+import { drawTokens, resolveSettings, type ScaleSettings } from './filter.js';
+import { openDecoder, type Decoding } from './decoder.js';
+import { openWindow } from './window.js';
+
+/** The trained reverse chain, as sampling needs it. */
+export interface SamplingChain {
+  /** Scale t's model at index t - 1, in eval mode (EMA weights when loaded with loadSamplingChain). */
+  readonly denoisers: readonly Denoiser[];
+  readonly schedule: Schedule;
+  /** The token grid [h, w] the models were trained on. */
+  readonly tokenShape: readonly [number, number];
+}
+
+/** What every run of the chain (sample, maskedEdit) takes. */
+export interface RunOptions {
+  /** Conditioning tokens [B, condLength] (class ids, caption tokens) for a conditional chain. */
+  cond?: Tensor;
+  /** Seeds libtorch's generator; a random seed is drawn (and returned) when absent. */
+  seed?: number;
+  /** Default 'cached'. */
+  decoding?: Decoding;
+  /** Settings of every scale … */
+  settings?: ScaleSettings;
+  /** … overridden per scale t. */
+  scales?: Record<number, ScaleSettings>;
+  /** Called after each scale (and each repeat of an edit). */
+  onScale?: (t: number, repeat: number) => void;
+}
+
+export interface SampleOptions extends RunOptions {
+  /** Number of images. */
+  batch: number;
+  /** Token grid [H, W]; default the trained grid. A larger grid is sampled with a sliding window. */
+  grid?: readonly [number, number];
+  /** Also return x_T, x_{T-1}, …, x_0. */
+  intermediates?: boolean;
+}
+
+export interface SampleResult {
+  /** x_0 [B, H, W] int64. */
+  tokens: Tensor;
+  seed: number;
+  /** The settings each scale ran with, by t. */
+  settings: Record<number, Required<ScaleSettings>>;
+  /** [x_T, …, x_0] when asked for. */
+  intermediates?: Tensor[];
+}
+
+/** Tokens forced at every step of a scale: x[keep] = x0[keep]. */
+export interface FixedTokens {
+  /** [B or 1, H, W] bool, true = forced. */
+  keep: Tensor;
+  /** [B, H, W] int64. */
+  x0: Tensor;
+}
+
+export interface ScaleOptions {
+  cond?: Tensor;
+  settings: Required<ScaleSettings>;
+  decoding: Decoding;
+  /** The grid the model was trained on; a larger x_t is decoded through sliding windows of this size. */
+  tokenShape: readonly [number, number];
+  fixed?: FixedTokens;
+}
+
+/** Checks that a chain has one model per scale 1..T on a shared codebook; returns K, T. */
+export function chainInfo(chain: SamplingChain): { K: number; T: number; condLength: number } {
+  const T = chain.schedule.T;
+  const ds = chain.denoisers;
+  if (ds.length !== T || ds.some((d, i) => d.t !== i + 1)) {
+    throw new Error(`sampling needs the models of scales 1..${T} in order, got scales [${ds.map((d) => d.t).join(', ')}]`);
+  }
+  const { K, condLength = 0 } = ds[0].shape;
+  if (ds.some((d) => d.shape.K !== K || (d.shape.condLength ?? 0) !== condLength)) throw new Error('the scales of the chain disagree on K or the conditioning length');
+  if (ds.some((d) => d.training)) throw new Error('sampling needs the models in eval mode (denoiser.eval())');
+  return { K, T, condLength };
+}
+
+/** Each scale's settings: `settings` overridden by `scales[t]`, validated. */
+export function scaleSettings(chain: SamplingChain, o: RunOptions): Record<number, Required<ScaleSettings>> {
+  const { K, T } = chainInfo(chain);
+  for (const t of Object.keys(o.scales ?? {})) {
+    if (!(Number(t) >= 1 && Number(t) <= T && Number.isInteger(Number(t)))) throw new RangeError(`settings for scale ${t}: the chain has scales 1..${T}`);
+  }
+  const out: Record<number, Required<ScaleSettings>> = {};
+  for (let t = 1; t <= T; t++) out[t] = resolveSettings({ ...o.settings, ...o.scales?.[t] }, K, `scale ${t}`);
+  return out;
+}
+
+/** Seeds the generator with `seed`, or a fresh one; returns it. */
+export function seedGenerator(seed?: number): number {
+  const s = seed ?? randomInt(2 ** 31);
+  if (!Number.isSafeInteger(s) || s < 0) throw new RangeError(`seed must be a non-negative integer, got ${s}`);
+  manualSeed(s);
+  return s;
+}
+
+/** Checks conditioning tokens against the chain and the batch. */
+export function checkCond(chain: SamplingChain, batch: number, cond?: Tensor): void {
+  const { condLength } = chainInfo(chain);
+  if (condLength > 0 && !cond) throw new Error(`this chain is conditional: pass ${condLength} conditioning token(s) per image`);
+  if (cond && (cond.ndim !== 2 || cond.size(0) !== batch || cond.size(1) !== condLength)) {
+    throw new Error(`conditioning must be [${batch}, ${condLength}] tokens, got [${cond.shape.join(', ')}]`);
+  }
+}
+
+/**
+ * x_{t-1} ~ p_θ(· | x_t, c) for x_t [B, H, W] → [B, H, W] int64.
+ * - positions in raster order; at each: logits [B, K] → temperature / top-k / top-p → one draw;
+ * - `fixed` tokens replace the draw (and positions fixed in every row skip the model).
+ */
+export function denoiseScale(d: Denoiser, xt: Tensor, o: ScaleOptions): Tensor {
+  const [B, H, W] = xt.shape as [number, number, number];
+  const [h, w] = o.tokenShape;
+  if (H < h || W < w) throw new RangeError(`a ${H}×${W} grid is smaller than the ${h}×${w} grid the models were trained on`);
+  const N = H * W;
+  return noGrad(() => {
+    const fixed = o.fixed && { keep: o.fixed.keep.expand(B, H, W).reshape(B, N), x0: o.fixed.x0.reshape(B, N) }; // [B, N]
+    const xtm1 = fixed ? where(fixed.keep, fixed.x0, 0) : zeros([B, N], { dtype: 'int64', device: xt.device }); // written in place below
+    const skip = fixed ? fixed.keep.all(0).toNumbers() : new Array<number>(N).fill(0);
+    if (skip.every(Boolean)) return xtm1.view(B, H, W);
+    const decoder = H === h && W === w ? openDecoder(d, xt.reshape(B, N), o) : openWindow(d, xt, o);
+    try {
+      for (let n = 0; n < N; n++) {
+        if (skip[n]) continue;
+        tidy(() => {
+          let token = drawTokens(decoder.logitsAt(xtm1, n), o.settings); // [B]
+          if (fixed) token = where(fixed.keep.select(1, n), fixed.x0.select(1, n), token);
+          xtm1.select(1, n).copy_(token);
+        });
+      }
+    } finally {
+      decoder.dispose();
+    }
+    return xtm1.view(B, H, W);
+  });
+}
+
+/**
+ * Samples B images' token grids from the chain:
+ * - x_T ~ uniform over [0, K) (β_T = 1 in every official schedule), [B, H, W];
+ * - for t = T … 1: x_{t-1} = denoiseScale(model_t, x_t);
+ * - returns x_0 (and every x_t when asked).
+ */
+export function sample(chain: SamplingChain, o: SampleOptions): SampleResult {
+  const { K, T } = chainInfo(chain);
+  if (!(Number.isInteger(o.batch) && o.batch >= 1)) throw new RangeError(`batch must be a positive integer, got ${o.batch}`);
+  checkCond(chain, o.batch, o.cond);
+  const [H, W] = o.grid ?? chain.tokenShape;
+  const settings = scaleSettings(chain, o);
+  const seed = seedGenerator(o.seed);
+  return noGrad(() => tidy(() => {
+    let x = randint(0, K, [o.batch, H, W]);
+    const xs = [x];
+    for (let t = T; t >= 1; t--) {
+      x = denoiseScale(chain.denoisers[t - 1], x, {
+        cond: o.cond, settings: settings[t], decoding: o.decoding ?? 'cached', tokenShape: chain.tokenShape,
+      });
+      xs.push(x);
+      o.onScale?.(t, 0);
+    }
+    return { tokens: x, seed, settings, intermediates: o.intermediates ? xs : undefined };
+  }));
+}

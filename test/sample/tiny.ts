@@ -1,0 +1,69 @@
+/** Tiny random-weight chains and first stages for the sampling tests. */
+import assert from 'node:assert/strict';
+import { type Tensor, manualSeed, tensor, noGrad, tidy } from '../../src/torch/index.js';
+import { createDenoiser, type ChainShape } from '../../src/chain/index.js';
+import { makeSchedule, type ScheduleSpec } from '../../src/diffusion/index.js';
+import type { SamplingChain, FirstStage } from '../../src/sample/index.js';
+
+export interface TinyChainOptions {
+  K?: number;
+  T?: number;
+  shape?: [number, number];
+  classes?: number;
+  residual?: boolean;
+  schedule?: ScheduleSpec;
+  dim?: number;
+  seed?: number;
+}
+
+/** A chain of random models: encoder-decoders (1+1 layers) at t < T, a 1-layer GPT at T. */
+export function tinyChain(o: TinyChainOptions = {}): SamplingChain {
+  const { K = 16, T = 3, shape: [h, w] = [4, 4], classes, dim = 16 } = o;
+  manualSeed(o.seed ?? 0);
+  const schedule = makeSchedule(o.schedule ?? 'geometric', T);
+  const shape: ChainShape = { K, T, tokens: h * w, ...(classes ? { condLength: 1, condVocab: classes } : {}) };
+  const denoisers = Array.from({ length: T }, (_, i) => {
+    const t = i + 1;
+    const model = t === T
+      ? { type: 'gpt' as const, dim, heads: 2, depth: 1 }
+      : { type: o.residual ? 'residual-xtransformer' as const : 'xtransformer' as const, dim, heads: 2, dimHead: 8, encoderDepth: 1, decoderDepth: 1 };
+    const d = createDenoiser(t, model, shape, schedule).eval();
+    // random init gives near-uniform logits: sharpen them so that sampling decisions depend on the model
+    noGrad(() => { for (const p of d.parameters()) if (p.ndim === 2) p.mul_(8); });
+    return d;
+  });
+  return { denoisers, schedule, tokenShape: [h, w] };
+}
+
+/**
+ * A first stage whose decoder paints each token as an f×f grey patch of level 2k/(K-1) − 1 and whose
+ * encoder reads the nearest level back: pixels depend on their own token only.
+ */
+export function patchStage(K: number, [h, w]: [number, number], f = 4): FirstStage {
+  const R = h * f;
+  return {
+    config: { ddconfig: { resolution: R, inChannels: 1, outCh: 1 } },
+    decodeIndices(idx: Tensor): Tensor {
+      const [B, H, W] = idx.shape;
+      const level = idx.float().mul(2 / (K - 1)).sub(1).view(B, 1, H, 1, W, 1);
+      return level.expand(B, 1, H, f, W, f).reshape(B, 1, H * f, W * f);
+    },
+    encodeToIndices(x: Tensor): Tensor {
+      const [B] = x.shape;
+      const mean = x.view(B, h, f, w, f).mean([2, 4]); // [B, h, w]
+      return mean.add(1).mul((K - 1) / 2).round().clamp(0, K - 1).long();
+    },
+  };
+}
+
+/** max |a − b| ≤ tol · max(1, max |b|) (float32 round-off grows with the logits' size); returns the relative error. */
+export function assertClose(a: Tensor, b: Tensor, tol: number, what: string): number {
+  return tidy(() => {
+    assert.deepEqual(a.shape, b.shape, `${what}: shapes`);
+    const err = a.float().sub(b.float()).abs().max().item() / Math.max(1, b.float().abs().max().item());
+    assert.ok(err <= tol, `${what}: relative error ${err} > ${tol}`);
+    return err;
+  });
+}
+
+export const ids = (xs: number[], shape: number[]): Tensor => tensor(BigInt64Array.from(xs, BigInt), shape);
