@@ -16,8 +16,8 @@
  * when nUnmasked ≥ its length), then one token per call.
  */
 import { type Tensor, ones, zeros, tidy } from '../torch/index.js';
-import { Module, ModuleList, Linear, LayerNorm, Embedding, Dropout, init } from '../nn/index.js';
-import { type KVCache, type KVSlot, Sequential, GELU, splitHeads, mergeHeads, attend } from './layers.js';
+import { Module, ModuleList, Linear, LayerNorm, Embedding, Dropout, init, Sequential, GELU } from '../nn/index.js';
+import { type KVCache, type KVSlot, splitHeads, mergeHeads, attend } from './layers.js';
 
 export interface GPTConfig {
   /** Output classes (K). */

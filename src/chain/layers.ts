@@ -1,6 +1,6 @@
 /**
  * Pieces shared by the reverse models: scaled dot-product attention over heads, the KV cache for
- * incremental decoding, and two parameter-free modules that keep PyTorch's Sequential indices.
+ * incremental decoding.
  *
  * KV cache: one `KVSlot` per attention layer holds keys and values [B, heads, L, dHead].
  * - self-attention appends the new positions' k, v and attends over everything cached;
@@ -9,22 +9,6 @@
  * Cached tensors are exempt from tidy() scopes; the cache frees them itself (`dispose()`).
  */
 import { type Tensor, type DType, arange, cat } from '../torch/index.js';
-import { Module, ModuleList } from '../nn/index.js';
-
-/** A module with the one-tensor forward Sequential chains. */
-export type Layer = Module & { forward(x: Tensor): Tensor };
-
-/** PyTorch's nn.Sequential: children keyed '0', '1', …, applied in order. */
-export class Sequential extends ModuleList<Layer> {
-  forward(x: Tensor): Tensor {
-    return this.items.reduce((h, m) => m.forward(h), x);
-  }
-}
-
-/** Exact (erf) GELU, as nn.GELU(). */
-export class GELU extends Module {
-  forward(x: Tensor): Tensor { return x.gelu(); }
-}
 
 /** Keys and values seen so far by one attention layer. */
 export class KVSlot {

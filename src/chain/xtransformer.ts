@@ -19,8 +19,8 @@
  * Incremental decoding: pass a `KVCache` to `forward` and feed the decoder the new tokens only.
  */
 import { type Tensor, zeros, tensor, tidy } from '../torch/index.js';
-import { Module, ModuleList, Linear, LayerNorm, Embedding, Dropout, init } from '../nn/index.js';
-import { type KVCache, type KVSlot, Sequential, GELU, splitHeads, mergeHeads, attend, causalBlocked, maxNegative } from './layers.js';
+import { Module, ModuleList, Linear, LayerNorm, Embedding, Dropout, init, Sequential, GELU } from '../nn/index.js';
+import { type KVCache, type KVSlot, splitHeads, mergeHeads, attend, causalBlocked, maxNegative } from './layers.js';
 
 /** One side (encoder or decoder) of the model. */
 export interface StackConfig {

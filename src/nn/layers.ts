@@ -1,6 +1,6 @@
 /** Basic layers with PyTorch's parameter names, shapes and default initialisation. */
 import { Tensor, empty, zeros, ones, linear, conv2d, groupNorm, layerNorm, batchNorm, embedding, dropout, type ConvOptions } from '../torch/index.js';
-import { Module } from './module.js';
+import { Module, ModuleList } from './module.js';
 import { defaultWeight_, defaultBias_, normal_ } from './init.js';
 
 /** y = x·Wᵀ + b; weight [out, in]. */
@@ -84,4 +84,19 @@ export class Embedding extends Module {
 export class Dropout extends Module {
   constructor(readonly p: number) { super(); }
   forward(x: Tensor): Tensor { return dropout(x, this.p, this.training); }
+}
+
+/** A module with the one-tensor forward Sequential chains. */
+export type Layer = Module & { forward(x: Tensor): Tensor };
+
+/** PyTorch's nn.Sequential: children keyed '0', '1', …, applied in order. */
+export class Sequential extends ModuleList<Layer> {
+  forward(x: Tensor): Tensor {
+    return this.items.reduce((h, m) => m.forward(h), x);
+  }
+}
+
+/** Exact (erf) GELU, as nn.GELU(). */
+export class GELU extends Module {
+  forward(x: Tensor): Tensor { return x.gelu(); }
 }
