@@ -89,3 +89,19 @@ export function loadScaleCheckpoint(path: string, o: { ema?: boolean } = {}): { 
 export function disposeCheckpoint(ck: ScaleCheckpoint): void {
   for (const m of [ck.model, ck.ema, ck.optim.tensors]) for (const t of m.values()) t.dispose();
 }
+
+/**
+ * A release copy of a scale checkpoint: the EMA weights (optionally as float16, half the size)
+ * and the model's buffers, without training weights or optimiser moments — about a quarter of
+ * the training checkpoint. It loads with loadScaleCheckpoint like any other; it cannot resume training.
+ */
+export function exportScaleCheckpoint(src: string, dst: string, o: { half?: boolean } = {}): void {
+  const ck = readScaleCheckpoint(src);
+  if (ck.ema.size === 0) throw new Error(`${src} holds no EMA weights to export`);
+  const tensors = new Map<string, Tensor>();
+  for (const [k, v] of ck.model) if (!ck.ema.has(k)) tensors.set(`model.${k}`, v);
+  for (const [k, v] of ck.ema) tensors.set(`ema.${k}`, o.half && v.dtype === 'float32' ? v.to('float16') : v);
+  saveSafetensors(dst, tensors, { ...ck.metadata, optim_step: '0', exported_from_step: String(ck.step) });
+  for (const t of tensors.values()) t.dispose();
+  disposeCheckpoint(ck);
+}

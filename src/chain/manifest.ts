@@ -11,11 +11,11 @@
  *   "scales": [{ "t": 1, "checkpoint": "scale1/checkpoint.safetensors" }, …]
  * }
  */
-import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { readFileSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { makeSchedule, type Schedule, type ScheduleSpec } from '../diffusion/index.js';
 import type { Denoiser } from './denoiser.js';
-import { loadScaleCheckpoint } from './checkpoint.js';
+import { loadScaleCheckpoint, exportScaleCheckpoint } from './checkpoint.js';
 
 export const CHAIN_MANIFEST_FORMAT = 'imagebart-chain/1';
 
@@ -87,4 +87,28 @@ function checkManifest(m: ChainManifest, path: string): void {
   if (JSON.stringify(beta) !== JSON.stringify(m.beta)) throw bad(`beta ${JSON.stringify(m.beta)} does not match schedule '${m.schedule}' (${JSON.stringify(beta)})`);
   const ts = m.scales.map((s) => s.t).sort((a, b) => a - b);
   if (ts.length !== m.T || ts.some((t, i) => t !== i + 1)) throw bad(`needs one checkpoint per scale 1..${m.T}, has scales [${ts.join(', ')}]`);
+}
+
+/**
+ * A self-contained release copy of a chain in `outDir`: the VQGAN's weights (via `copyVQGAN`, which
+ * the caller supplies so that this layer needs no VQGAN code), each scale's EMA weights
+ * (exportScaleCheckpoint) and a manifest with paths relative to outDir.
+ */
+export function exportChain(manifestPath: string, outDir: string, o: { half?: boolean; copyVQGAN: (src: string, dst: string) => void }): string {
+  const m = readManifest(manifestPath);
+  const from = (p: string) => resolve(dirname(manifestPath), p);
+  mkdirSync(outDir, { recursive: true });
+  const scales = m.scales.map((s) => {
+    const file = `scale${s.t}.safetensors`;
+    exportScaleCheckpoint(from(s.checkpoint), resolve(outDir, file), { half: o.half });
+    return { ...s, checkpoint: file };
+  });
+  let vqgan = m.vqgan;
+  if (vqgan) {
+    o.copyVQGAN(from(vqgan), resolve(outDir, 'vqgan.safetensors'));
+    vqgan = 'vqgan.safetensors';
+  }
+  const out = resolve(outDir, 'chain.json');
+  writeManifest(out, { ...m, vqgan, scales });
+  return out;
 }

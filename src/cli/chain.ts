@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { type Tensor, manualSeed, readSafetensorsHeader } from '../torch/index.js';
 import { makeSchedule, type ScheduleSpec } from '../diffusion/index.js';
 import {
-  ScaleTrainer, checkpointPath, heldOutSplit, readTokenFile, chainManifest, writeManifest, loadChain, chainNll,
+  ScaleTrainer, checkpointPath, exportChain, heldOutSplit, readTokenFile, chainManifest, writeManifest, loadChain, chainNll,
   type ScaleTrainConfig, type ScaleModelConfig, type ValRecord, type ChainManifest,
 } from '../chain/index.js';
 
@@ -28,6 +28,7 @@ Commands:
   train   Train the reverse model of one scale (--scale t), or of every scale as parallel processes
           (--all), which then writes the chain manifest <out>/chain.json.
   nll     The chain's negative ELBO on a token file: bits per token per scale and in total.
+  export  A slim release copy: each scale's EMA weights (optionally float16) and the VQGAN.
 
 Run 'imagebart chain <command> --help' for its options.
 `;
@@ -408,6 +409,39 @@ function nll(v: NllValues): number {
   return 0;
 }
 
+// ------------------------------------------------------------------------------------------ export
+
+const EXPORT_HELP = `imagebart chain export --manifest FILE --out DIR [--half]
+
+Writes DIR/chain.json, DIR/scale<t>.safetensors (each scale's EMA weights and buffers, no training
+weights or optimiser state: about a quarter of a training checkpoint) and DIR/vqgan.safetensors (the
+VQGAN's weights and used-code list). The copy samples and edits like the original; it cannot resume
+training.
+
+  --manifest FILE   the trained chain's manifest
+  --out DIR         where to write the release copy
+  --half            store the transformer weights as float16 (half the size again)
+`;
+
+const EXPORT_OPTIONS = {
+  manifest: { type: 'string' },
+  out: { type: 'string' },
+  half: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+async function exportCommand(v: { manifest?: string; out?: string; half?: boolean }): Promise<number> {
+  const manifest = need(v.manifest, "manifest");
+  const out = need(v.out, "out");
+  const { loadVQModel, saveVQModel } = await import('../vqgan/index.js');
+  const path = exportChain(manifest, out, {
+    half: v.half,
+    copyVQGAN: (src, dst) => saveVQModel(dst, loadVQModel(src)),
+  });
+  process.stdout.write(`wrote ${path}\n`);
+  return 0;
+}
+
 // ------------------------------------------------------------------------------------------ dispatch
 
 const printHelp = (text: string): number => (process.stdout.write(text), 0);
@@ -428,6 +462,10 @@ export async function chainCommand(argv: string[]): Promise<number> {
       case 'nll': {
         const { values } = parseArgs({ args, options: NLL_OPTIONS, strict: true });
         return values.help ? printHelp(NLL_HELP) : nll(values);
+      }
+      case 'export': {
+        const { values } = parseArgs({ args, options: EXPORT_OPTIONS, strict: true });
+        return values.help ? printHelp(EXPORT_HELP) : await exportCommand(values);
       }
       default:
         process.stderr.write(`imagebart chain: unknown command '${name}'\n\n${HELP}`);

@@ -13,7 +13,7 @@ Commands:
   edit                 repaint a masked part of a picture with a trained chain
   chain <sub>          the reverse chain: train (one scale or --all) | nll
   convert IN OUT       official PyTorch Lightning .ckpt → safetensors (safe: no pickle code runs)
-  demo                 the demo on the shipped default model
+  demo                 the shipped MNIST model samples digits and completes a half-erased one
   help                 this text
 
 Environment:
@@ -44,11 +44,8 @@ const commands: Record<string, () => Promise<Command>> = {
   edit: async () => (await import('./sample.js')).editCommand,
   chain: async () => (await import('./chain.js')).chainCommand,
   convert: async () => (await import('./convert.js')).convertCommand,
-  demo: async () => async () => {
-    console.log('No shipped default model yet: the demo arrives with the trained chain and the web editor.');
-    console.log("Meanwhile: 'imagebart info' checks the engine, 'npm test' runs the test suite.");
-    return 0;
-  },
+  demo: async () => (await import('./demo.js')).demoCommand,
+
 };
 
 async function main(argv: string[]): Promise<number> {
