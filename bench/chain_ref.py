@@ -21,29 +21,13 @@ Usage:
 """
 import json
 import math
-import struct
 import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64}
-
-
-def load_safetensors(path):
-    """Tensors and metadata of a safetensors file (no dependency on the safetensors package)."""
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-        data = bytearray(f.read())
-    meta = header.pop("__metadata__", {})
-    out = {}
-    for name, info in header.items():
-        a, b = info["data_offsets"]
-        t = torch.frombuffer(data[a:b], dtype=DTYPES[info["dtype"]]) if b > a else torch.empty(0, dtype=DTYPES[info["dtype"]])
-        out[name] = t.reshape(info["shape"]).clone()
-    return out, meta
+from serve_ref import load_safetensors
 
 
 # ---------------------------------------------------------------- the model

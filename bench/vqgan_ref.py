@@ -17,53 +17,14 @@ Usage:
                                             against those stored in FILE (JSON on stdout)
   python3 bench/vqgan_ref.py --serve FILE   driven by bench/common.ts (`threads I B`, `step NAME`)
 """
-import ctypes
 import json
-import os
-import struct
 import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-def tune_malloc():
-    """The allocator policy the binding sets in the TypeScript process (native/runtime.cc, TuneMalloc).
-
-    glibc hands the top of the heap back to the OS once more than M_TRIM_THRESHOLD is free there and
-    serves blocks above M_MMAP_THRESHOLD with fresh mmaps, so a process that frees its activations
-    re-faults them page by page on the next step (on this VM ~30 µs a fault: an encode of 64 images took
-    ~800 ms instead of ~160 ms). The TypeScript side keeps up to IMAGEBART_MALLOC_TRIM bytes (default
-    1 GiB) and serves tensors up to 32 MiB from the heap; the reference gets the same policy, so the
-    ratio compares the implementations, not two malloc settings. IMAGEBART_MALLOC_TRIM=0 turns it off
-    on both sides.
-    """
-    trim = int(os.environ.get("IMAGEBART_MALLOC_TRIM", 1 << 30))
-    if trim <= 0:
-        return
-    libc = ctypes.CDLL("libc.so.6")
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    libc.mallopt(M_TRIM_THRESHOLD, min(trim, 0x7FFFFFFF))
-    libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
-
-
-DTYPES = {"F32": torch.float32, "I64": torch.int64, "I32": torch.int32, "F64": torch.float64}
-
-
-def load_safetensors(path):
-    """Tensors and metadata of a safetensors file (no dependency on the safetensors package)."""
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-        data = bytearray(f.read())
-    meta = header.pop("__metadata__", {})
-    out = {}
-    for name, info in header.items():
-        a, b = info["data_offsets"]
-        t = torch.frombuffer(data[a:b], dtype=DTYPES[info["dtype"]]) if b > a else torch.empty(0, dtype=DTYPES[info["dtype"]])
-        out[name] = t.reshape(info["shape"]).clone()
-    return out, meta
+from serve_ref import load_safetensors
 
 
 # ---------------------------------------------------------------- the model
@@ -366,7 +327,6 @@ def serve_workloads(path):
 
 
 if __name__ == "__main__":
-    tune_malloc()
     if len(sys.argv) != 3 or sys.argv[1] not in ("--check", "--serve"):
         print(__doc__, file=sys.stderr)
         sys.exit(2)

@@ -7,6 +7,9 @@
 namespace ib {
 
 static std::atomic<int64_t> g_live{0};
+// Off inside tidy() scopes, whose tensors are freed deterministically: reporting them would only
+// make V8 run a full collection every few tens of MB of activations.
+static bool g_accounting = true;
 static const napi_type_tag kTensorTag = {0x1b2a3c4d5e6f7081ULL, 0x9a8b7c6d5e4f3021ULL};
 
 int64_t LiveTensors() { return g_live.load(); }
@@ -34,7 +37,7 @@ Napi::Value NativeTensor::Wrap(Napi::Env env, at::Tensor t) {
   Napi::Object obj = Napi::Object::New(env);
   NAPI_THROW_IF_FAILED(env, napi_type_tag_object(env, obj, &kTensorTag), Napi::Value());
   auto* nt = new NativeTensor{std::move(t), 0};
-  nt->accounted = AccountedBytes(nt->tensor);
+  if (g_accounting) nt->accounted = AccountedBytes(nt->tensor);
   napi_status st = napi_wrap(env, obj, nt, Finalize, nullptr, nullptr);
   if (st != napi_ok) {
     delete nt;
@@ -270,6 +273,23 @@ IB_FN(Item) {
   });
 }
 
+// setAccounting(on): whether new tensors report their size to V8.
+IB_FN(SetAccounting) {
+  g_accounting = info[0].ToBoolean();
+  return info.Env().Undefined();
+}
+
+// account(h): reports an unreported tensor's size (a tensor leaving the last tidy scope).
+IB_FN(Account) {
+  if (!NativeTensor::Is(info[0])) return info.Env().Undefined();
+  NativeTensor* nt = Unwrap(info[0]);
+  if (nt != nullptr && nt->accounted == 0) {
+    nt->accounted = AccountedBytes(nt->tensor);
+    if (nt->accounted) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), nt->accounted);
+  }
+  return info.Env().Undefined();
+}
+
 IB_FN(Dispose) { return Napi::Boolean::New(info.Env(), NativeTensor::Dispose(info[0])); }
 
 IB_FN(IsDisposed) {
@@ -313,6 +333,8 @@ void InitTensorFns(Napi::Env env, Napi::Object exports) {
   exports.Set("backward", Napi::Function::New(env, Backward, "backward"));
   exports.Set("autogradGrad", Napi::Function::New(env, AutogradGrad, "autogradGrad"));
   exports.Set("item", Napi::Function::New(env, Item, "item"));
+  exports.Set("setAccounting", Napi::Function::New(env, SetAccounting, "setAccounting"));
+  exports.Set("account", Napi::Function::New(env, Account, "account"));
   exports.Set("dispose", Napi::Function::New(env, Dispose, "dispose"));
   exports.Set("isDisposed", Napi::Function::New(env, IsDisposed, "isDisposed"));
   exports.Set("liveTensors", Napi::Function::New(env, Live, "liveTensors"));

@@ -17,7 +17,7 @@ Commands:
   help                 this text
 
 Environment:
-  IMAGEBART_THREADS        ATen (OpenMP) threads, default 1
+  IMAGEBART_THREADS        ATen (OpenMP) threads, default: all cores
   IMAGEBART_BLAS_THREADS   BLAS threads, default: all cores
   LIBTORCH                 build against this libtorch directory (e.g. a CUDA build)
 

@@ -41,6 +41,8 @@ export interface NativeAddon {
   ): (NativeHandle | undefined)[];
   item(h: NativeHandle): number | boolean;
   dispose(h: NativeHandle): void;
+  setAccounting(on: boolean): void;
+  account(h: NativeHandle): void;
   isDisposed(h: NativeHandle): boolean;
   liveTensors(): number;
   sameStorage(a: NativeHandle, b: NativeHandle): boolean;

@@ -2,10 +2,11 @@
  * Process-wide settings: threads, seeding, devices and autocast.
  *
  * Threads: Debian's libtorch runs matrix products on OpenBLAS's thread pool and convolutions and
- * elementwise kernels on ATen's OpenMP pool. Both pools spinning on the same cores fight
- * (a transformer step ≈2× slower with 2+2 threads on 2 cores), so the default is
- * ATen = 1 thread and BLAS = all cores, which bench/engine measures as the best split for
- * transformers. Override with IMAGEBART_THREADS / IMAGEBART_BLAS_THREADS or setThreads().
+ * elementwise kernels on ATen's OpenMP pool. With both pools spinning while idle they fight over
+ * the cores (a transformer step ≈2× slower with 2+2 threads on 2 cores); the binding makes idle
+ * threads wait passively (native.ts), and then all cores for both pools is the best split that
+ * bench/engine measures, for transformers and convolutions alike. Override with
+ * IMAGEBART_THREADS / IMAGEBART_BLAS_THREADS or setThreads().
  */
 import { availableParallelism } from 'node:os';
 import { native } from './native.js';
@@ -29,7 +30,7 @@ function envInt(name: string): number | undefined {
 
 export function defaultThreadSplit(): ThreadSplit {
   const cores = availableParallelism();
-  return { intraOp: envInt('IMAGEBART_THREADS') ?? 1, blas: envInt('IMAGEBART_BLAS_THREADS') ?? cores };
+  return { intraOp: envInt('IMAGEBART_THREADS') ?? cores, blas: envInt('IMAGEBART_BLAS_THREADS') ?? cores };
 }
 
 export function setThreads(split: Partial<ThreadSplit>): void {

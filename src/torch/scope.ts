@@ -6,6 +6,17 @@
 export interface Tracked {
   dispose(): void;
   readonly kept: boolean;
+  /** Called when the tensor leaves the outermost scope alive. */
+  escape(): void;
+}
+
+/**
+ * Told when the outermost scope opens and closes: tensors made inside scopes are freed
+ * deterministically, so their sizes need not be reported to the garbage collector.
+ */
+let onOutermost: (open: boolean) => void = () => {};
+export function setScopeObserver(fn: (open: boolean) => void): void {
+  onOutermost = fn;
 }
 
 const scopes: Tracked[][] = [];
@@ -30,23 +41,30 @@ function collect(value: unknown, into: Set<unknown>, depth = 0): void {
 /** Runs fn and frees every tensor it created that is not part of its result. Synchronous functions only. */
 export function tidy<T>(fn: () => T): T {
   const scope: Tracked[] = [];
+  if (scopes.length === 0) onOutermost(true);
   scopes.push(scope);
   let result: T;
   try {
     result = fn();
   } catch (e) {
     scopes.pop();
+    if (scopes.length === 0) onOutermost(false);
     for (const t of scope) if (!t.kept) t.dispose();
     throw e;
   }
   scopes.pop();
+  if (scopes.length === 0) onOutermost(false);
   if (result instanceof Promise) throw new Error('tidy() takes a synchronous function; await outside it');
   const survivors = new Set<unknown>();
   collect(result, survivors);
   const parent = scopes[scopes.length - 1];
   for (const t of scope) {
-    if (survivors.has(t)) parent?.push(t);
-    else if (!t.kept) t.dispose();
+    if (survivors.has(t)) {
+      if (parent) parent.push(t);
+      else t.escape();
+    } else if (t.kept) {
+      if (!parent) t.escape();
+    } else t.dispose();
   }
   return result;
 }

@@ -9,7 +9,9 @@
  */
 import { native, type NativeHandle } from './native.js';
 import { type DType, type TypedArray, dtypeCode, dtypeName, dtypeOfArray, viewAs, isDType } from './dtype.js';
-import { track } from './scope.js';
+import { track, setScopeObserver } from './scope.js';
+
+setScopeObserver((open) => native.setAccounting(!open));
 
 export type Operand = Tensor | number;
 export type Device = string;
@@ -121,6 +123,8 @@ export class Tensor {
   get disposed(): boolean { return native.isDisposed(this.h); }
   /** Exempts this tensor from the enclosing tidy() scope. */
   keep(): this { this.kept = true; return this; }
+  /** Reports this tensor's size to the garbage collector (it outlives every tidy scope). */
+  escape(): void { native.account(this.h); }
 
   // ---- autograd ----
   get requiresGrad(): boolean { return native.requiresGrad(this.h); }
