@@ -15,14 +15,13 @@
  * The two sides alternate step by step (bench/common.ts), for every thread split; the table gives
  * medians, and bench/results/chain.json the best split of each side, ratio = TS ms / PyTorch ms.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as T from '../src/torch/index.js';
 import { forwardChain, posterior, denoisingLoss } from '../src/diffusion/index.js';
 import { ScaleTrainer, writeTokenFile, type ScaleTrainConfig } from '../src/chain/index.js';
-import { PYTHON, Reference, sideBySide, threadSplits, torchAvailable, writeResult, bestSplit, type Workload, type SplitResults } from './common.js';
+import { Reference, sideBySide, threadSplits, writeResult, bestSplit, type Workload, type SplitResults, checkReference, type ReferenceReport } from './common.js';
 
 const K = 256, SIDE = 8, GRIDS = 1024, BATCH = 32;
 const REF = 'bench/chain_ref.py';
@@ -67,38 +66,28 @@ const check = T.tidy(() => {
   return { loss: loss.item(), gradNorm };
 });
 
-interface RefCheck {
-  parameters: number;
-  keys: Record<string, number[]>;
+interface RefCheck extends ReferenceReport {
   logits_max_abs_diff: number;
   loss_rel_diff: number;
   grad_norm_rel_diff: number;
 }
 
 /** The reference rebuilds the model from the file: same parameter count, keys, shapes, logits, loss and gradient? */
-function checkReference(): RefCheck | undefined {
-  if (!torchAvailable()) return undefined;
-  const p = spawnSync(PYTHON, [REF, '--check', shared], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (p.status !== 0) throw new Error(`${REF} --check failed (${p.status}):\n${p.stderr}`);
-  const c = JSON.parse(p.stdout) as RefCheck;
-  const ours = Object.fromEntries([...denoiser.stateDict()].map(([k, v]) => [k, v.shape]));
-  console.log(`parameters: TypeScript ${params.toLocaleString('en')}, PyTorch reference ${c.parameters.toLocaleString('en')}`);
-  const problems: string[] = [];
-  if (c.parameters !== params) problems.push(`parameter count ${params} vs ${c.parameters}`);
-  const keys = new Set([...Object.keys(ours), ...Object.keys(c.keys)]);
-  for (const k of keys) {
-    if (JSON.stringify(ours[k]) !== JSON.stringify(c.keys[k])) problems.push(`${k}: [${ours[k] ?? 'missing'}] vs [${c.keys[k] ?? 'missing'}]`);
-  }
-  if (!(c.logits_max_abs_diff < 1e-4)) problems.push(`logits differ by ${c.logits_max_abs_diff}`);
-  if (!(c.loss_rel_diff < 1e-5)) problems.push(`loss differs by ${c.loss_rel_diff} (relative)`);
-  if (!(c.grad_norm_rel_diff < 1e-4)) problems.push(`gradient norm differs by ${c.grad_norm_rel_diff} (relative)`);
-  if (problems.length) throw new Error(`the PyTorch reference is not the same model:\n  ${problems.join('\n  ')}`);
-  console.log(`same model: ${keys.size} state-dict keys and shapes equal; |Δlogits| ${c.logits_max_abs_diff.toExponential(1)}, ` +
+function referenceCheck(): RefCheck | undefined {
+  const c = checkReference<RefCheck>(REF, shared, denoiser, (c) => {
+    const problems: string[] = [];
+    if (!(c.logits_max_abs_diff < 1e-4)) problems.push(`logits differ by ${c.logits_max_abs_diff}`);
+    if (!(c.loss_rel_diff < 1e-5)) problems.push(`loss differs by ${c.loss_rel_diff} (relative)`);
+    if (!(c.grad_norm_rel_diff < 1e-4)) problems.push(`gradient norm differs by ${c.grad_norm_rel_diff} (relative)`);
+    return problems;
+  });
+  if (!c) return undefined;
+  console.log(`same model: ${Object.keys(c.keys).length} state-dict keys and shapes equal; |Δlogits| ${c.logits_max_abs_diff.toExponential(1)}, ` +
     `loss ${check.loss.toFixed(5)} (rel Δ ${c.loss_rel_diff.toExponential(1)}), grad norm ${check.gradNorm.toFixed(5)} (rel Δ ${c.grad_norm_rel_diff.toExponential(1)})`);
   return c;
 }
 
-const refCheck = checkReference();
+const refCheck = referenceCheck();
 const ref = refCheck ? Reference.start(REF, [shared]) : undefined;
 if (!ref) {
   console.log(`TypeScript model: ${params.toLocaleString('en')} parameters`);

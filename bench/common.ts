@@ -6,6 +6,7 @@
  * each side's median over the measured rounds is reported, and their ratio.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { Module } from '../src/nn/index.js';
 import { createInterface, type Interface } from 'node:readline';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -119,4 +120,33 @@ export function writeResult(path: string, result: unknown): void {
   if (!existsSync(dirname(path))) mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, JSON.stringify(result, null, 2) + '\n');
   console.log(`wrote ${path}`);
+}
+
+/** What every reference's `--check FILE` reports, besides its own output differences. */
+export interface ReferenceReport {
+  parameters: number;
+  keys: Record<string, number[]>;
+}
+
+/**
+ * Runs `script --check file`: the reference rebuilds its model from the weights in `file` and
+ * reports its parameter count, state-dict shapes and output differences. Throws unless it is the
+ * same model as `model` and `outputProblems` finds nothing; undefined without python3-torch.
+ */
+export function checkReference<C extends ReferenceReport>(script: string, file: string, model: Module, outputProblems: (c: C) => string[]): C | undefined {
+  if (!torchAvailable()) return undefined;
+  const p = spawnSync(PYTHON, [script, '--check', file], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (p.status !== 0) throw new Error(`${script} --check failed (${p.status}):\n${p.stderr}`);
+  const c = JSON.parse(p.stdout) as C;
+  const params = model.numParameters();
+  const ours = Object.fromEntries([...model.stateDict()].map(([k, t]) => [k, t.shape]));
+  console.log(`parameters: TypeScript ${params.toLocaleString('en')}, PyTorch reference ${c.parameters.toLocaleString('en')}`);
+  const problems: string[] = [];
+  if (c.parameters !== params) problems.push(`parameter count ${params} vs ${c.parameters}`);
+  for (const k of new Set([...Object.keys(ours), ...Object.keys(c.keys)])) {
+    if (JSON.stringify(ours[k]) !== JSON.stringify(c.keys[k])) problems.push(`${k}: [${ours[k] ?? 'missing'}] vs [${c.keys[k] ?? 'missing'}]`);
+  }
+  problems.push(...outputProblems(c));
+  if (problems.length) throw new Error(`the PyTorch reference is not the same model:\n  ${problems.join('\n  ')}`);
+  return c;
 }

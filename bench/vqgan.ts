@@ -18,7 +18,6 @@
  * The two sides alternate step by step (bench/common.ts), for every thread split; the table gives
  * medians, and bench/results/vqgan.json the best split of each side, ratio = TS ms / PyTorch ms.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +25,7 @@ import * as T from '../src/torch/index.js';
 import type { ImageDataset } from '../src/data/index.js';
 import { VQGANTrainer } from '../src/vqgan/trainer.js';
 import { defaultTrainConfig } from '../src/cli/vqgan.js';
-import { PYTHON, Reference, sideBySide, threadSplits, torchAvailable, writeResult, round, bestSplit, type Workload, type SplitResults } from './common.js';
+import { Reference, sideBySide, threadSplits, writeResult, round, bestSplit, type Workload, type SplitResults, checkReference, type ReferenceReport } from './common.js';
 
 const TRAIN_BATCH = 32;
 const CODEC_BATCH = 64;
@@ -81,9 +80,7 @@ T.tidy(() => {
   check.grad_norm = gradNorm;
 });
 
-interface RefCheck {
-  parameters: number;
-  keys: Record<string, number[]>;
+interface RefCheck extends ReferenceReport {
   rec_max_abs_diff: number;
   dec_max_abs_diff: number;
   qloss_rel_diff: number;
@@ -93,33 +90,25 @@ interface RefCheck {
 }
 
 /** The reference rebuilds the model from the file: same parameter count, keys, shapes, outputs and gradient? */
-function checkReference(): RefCheck | undefined {
-  if (!torchAvailable()) return undefined;
-  const p = spawnSync(PYTHON, [REF, '--check', shared], { encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (p.status !== 0) throw new Error(`${REF} --check failed (${p.status}):\n${p.stderr}`);
-  const c = JSON.parse(p.stdout) as RefCheck;
-  const ours = Object.fromEntries([...model.stateDict()].map(([k, t]) => [k, t.shape]));
-  console.log(`parameters: TypeScript ${params.toLocaleString('en')}, PyTorch reference ${c.parameters.toLocaleString('en')}`);
-  const problems: string[] = [];
-  if (c.parameters !== params) problems.push(`parameter count ${params} vs ${c.parameters}`);
-  const keys = new Set([...Object.keys(ours), ...Object.keys(c.keys)]);
-  for (const k of keys) {
-    if (JSON.stringify(ours[k]) !== JSON.stringify(c.keys[k])) problems.push(`${k}: [${ours[k] ?? 'missing'}] vs [${c.keys[k] ?? 'missing'}]`);
-  }
-  if (!(c.rec_max_abs_diff < 1e-4)) problems.push(`reconstruction differs by ${c.rec_max_abs_diff}`);
-  if (!(c.dec_max_abs_diff < 1e-4)) problems.push(`decode from indices differs by ${c.dec_max_abs_diff}`);
-  if (!(c.qloss_rel_diff < 1e-4)) problems.push(`codebook loss differs by ${c.qloss_rel_diff} (relative)`);
-  if (c.codes_mismatch > 0) problems.push(`${c.codes_mismatch} codes differ`);
-  if (!(c.loss_rel_diff < 1e-4)) problems.push(`training loss differs by ${c.loss_rel_diff} (relative)`);
-  if (!(c.grad_norm_rel_diff < 1e-3)) problems.push(`gradient norm differs by ${c.grad_norm_rel_diff} (relative)`);
-  if (problems.length) throw new Error(`the PyTorch reference is not the same model:\n  ${problems.join('\n  ')}`);
-  console.log(`same model: ${keys.size} state-dict keys and shapes equal; |Δrec| ${c.rec_max_abs_diff.toExponential(1)}, ` +
+function referenceCheck(): RefCheck | undefined {
+  const c = checkReference<RefCheck>(REF, shared, model, (c) => {
+    const problems: string[] = [];
+    if (!(c.rec_max_abs_diff < 1e-4)) problems.push(`reconstruction differs by ${c.rec_max_abs_diff}`);
+    if (!(c.dec_max_abs_diff < 1e-4)) problems.push(`decode from indices differs by ${c.dec_max_abs_diff}`);
+    if (!(c.qloss_rel_diff < 1e-4)) problems.push(`codebook loss differs by ${c.qloss_rel_diff} (relative)`);
+    if (c.codes_mismatch > 0) problems.push(`${c.codes_mismatch} codes differ`);
+    if (!(c.loss_rel_diff < 1e-4)) problems.push(`training loss differs by ${c.loss_rel_diff} (relative)`);
+    if (!(c.grad_norm_rel_diff < 1e-3)) problems.push(`gradient norm differs by ${c.grad_norm_rel_diff} (relative)`);
+    return problems;
+  });
+  if (!c) return undefined;
+  console.log(`same model: ${Object.keys(c.keys).length} state-dict keys and shapes equal; |Δrec| ${c.rec_max_abs_diff.toExponential(1)}, ` +
     `|Δdec| ${c.dec_max_abs_diff.toExponential(1)}, codes equal, loss ${check.loss!.toFixed(5)} (rel Δ ${c.loss_rel_diff.toExponential(1)}), ` +
     `grad norm ${check.grad_norm!.toFixed(5)} (rel Δ ${c.grad_norm_rel_diff.toExponential(1)})`);
   return c;
 }
 
-const refCheck = checkReference();
+const refCheck = referenceCheck();
 const ref = refCheck ? Reference.start(REF, [shared]) : undefined;
 if (!ref) {
   console.log(`TypeScript model: ${params.toLocaleString('en')} parameters`);
