@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { UsageError, integer, number, probability, need } from './args.js';
 import { type Tensor, manualSeed, readSafetensorsHeader } from '../torch/index.js';
 import { makeSchedule, type ScheduleSpec } from '../diffusion/index.js';
 import {
@@ -148,32 +149,8 @@ const NLL_OPTIONS = {
 type TrainValues = ReturnType<typeof parseArgs<{ options: typeof TRAIN_OPTIONS }>>['values'];
 type NllValues = ReturnType<typeof parseArgs<{ options: typeof NLL_OPTIONS }>>['values'];
 
-class UsageError extends Error {}
-
-function int(v: string | undefined, name: string, min = 1): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got '${v}'`);
-  return n;
-}
-
-function float(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got '${v}'`);
-  return n;
-}
-
-function probability(v: string | undefined, name: string): number | undefined {
-  const p = float(v, name);
-  if (p !== undefined && !(p >= 0 && p <= 1)) throw new UsageError(`--${name} must lie in [0, 1], got '${v}'`);
-  return p;
-}
-
-function need<T>(v: T | undefined, name: string): T {
-  if (v === undefined) throw new UsageError(`--${name} is required`);
-  return v;
-}
+/** Counts and sizes: integers ≥ 1 unless said otherwise. */
+const int = (v: string | undefined, name: string, min = 1): number | undefined => integer(v, name, min);
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
 const scaleDir = (out: string, t: number): string => join(out, `scale${t}`);
@@ -220,7 +197,7 @@ function scaleConfig(v: TrainValues, out: string, t: number, declaredK: number |
     out: scaleDir(out, t),
     steps: int(v.steps, 'steps') ?? DEFAULTS.steps,
     batchSize: int(v['batch-size'], 'batch-size') ?? DEFAULTS.batchSize,
-    lr: float(v.lr, 'lr'),
+    lr: number(v.lr, 'lr'),
     warmup: int(v.warmup, 'warmup', 0),
     evalEvery: int(v['eval-every'], 'eval-every') ?? DEFAULTS.evalEvery,
     logEvery: int(v['log-every'], 'log-every'),

@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { tensor, getThreads, setThreads } from '../torch/index.js';
+import { UsageError, integer, need } from './args.js';
 import { decodeImage, encodePng, makeGrid } from '../data/index.js';
 import {
   DECODINGS, NAMED_MASKS, decodeTokens, editImage, invertMask, isNamedMask, loadSamplingChain, maskFromImage, namedMask, sample,
@@ -95,20 +96,6 @@ const EDIT_OPTIONS = {
   composite: { type: 'boolean' },
   repeats: { type: 'string' },
 } satisfies ParseArgsConfig['options'];
-
-class UsageError extends Error {}
-
-function integer(v: string | undefined, name: string, min = 0): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got '${v}'`);
-  return n;
-}
-
-function need(v: string | undefined, name: string): string {
-  if (v === undefined) throw new UsageError(`--${name} is required`);
-  return v;
-}
 
 /** One value or a list in sampling order (scale T first) → values by t. */
 function perScale(v: string | undefined, T: number, name: string, parse: (s: string) => number): Record<number, number> {

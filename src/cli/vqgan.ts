@@ -19,6 +19,7 @@ import { evaluate } from '../vqgan/metrics.js';
 import { shrinkOn } from '../vqgan/shrink.js';
 import { tokenizeDataset, loadTokens } from '../vqgan/tokens.js';
 import { VQGANTrainer, CHECKPOINT, FINAL_MODEL, type VQGANTrainConfig } from '../vqgan/trainer.js';
+import { UsageError, integer, number, need } from './args.js';
 
 const HELP = `imagebart vqgan <command> [options]
 
@@ -82,20 +83,6 @@ const OPTIONS = {
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
-class UsageError extends Error {}
-
-function num(v: string | undefined, name: string, integer = true): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'}, got '${v}'`);
-  return n;
-}
-
-function need(v: string | undefined, name: string): string {
-  if (v === undefined) throw new UsageError(`--${name} is required`);
-  return v;
-}
-
 const isMnistLike = (data: string) => data === 'mnist' || data === 'fashion-mnist';
 
 /** The default training setup for a dataset (32×32 → 8×8 tokens). */
@@ -128,13 +115,13 @@ function trainConfig(v: Values, data: string, base: VQGANTrainConfig): VQGANTrai
   let c = base;
   if (v.config) c = merge(c, JSON.parse(readFileSync(v.config, 'utf8')));
   const set = <K extends keyof VQGANTrainConfig>(k: K, x: VQGANTrainConfig[K] | undefined) => { if (x !== undefined) c[k] = x; };
-  set('steps', num(v.steps, 'steps'));
-  set('batchSize', num(v['batch-size'], 'batch-size'));
-  set('lr', num(v.lr, 'lr', false));
-  set('seed', num(v.seed, 'seed'));
-  const discStart = num(v['disc-start'], 'disc-start');
+  set('steps', integer(v.steps, 'steps'));
+  set('batchSize', integer(v['batch-size'], 'batch-size'));
+  set('lr', number(v.lr, 'lr'));
+  set('seed', integer(v.seed, 'seed'));
+  const discStart = integer(v['disc-start'], 'disc-start');
   if (discStart !== undefined) c.loss = { ...c.loss, discStart };
-  if (v['perceptual-weights']) c.loss = { ...c.loss, perceptualWeights: v['perceptual-weights'], perceptualWeight: num(v['perceptual-weight'], 'perceptual-weight', false) ?? 1 };
+  if (v['perceptual-weights']) c.loss = { ...c.loss, perceptualWeights: v['perceptual-weights'], perceptualWeight: number(v['perceptual-weight'], 'perceptual-weight') ?? 1 };
   c.model = makeConfig(c.model);
   c.data = { name: data, resolution: c.model.ddconfig.resolution, channels: c.model.ddconfig.inChannels };
   return c;
@@ -161,7 +148,7 @@ async function train(v: Values): Promise<number> {
   }
   const { resolution, inChannels } = c.model.ddconfig;
   let trainSet = open(data, 'train', resolution, inChannels);
-  const limit = num(v.limit, 'limit');
+  const limit = integer(v.limit, 'limit');
   if (limit !== undefined) trainSet = subset(trainSet, Array.from({ length: Math.min(limit, trainSet.size) }, (_, i) => i));
   const val = open(data, 'test', resolution, inChannels);
   const trainer = new VQGANTrainer(c, { outDir, train: trainSet, val });
@@ -190,7 +177,7 @@ function evalCommand(v: Values): number {
   const model = loadVQModel(need(v.model, 'model'));
   const dd = model.config.ddconfig;
   const ds = open(v.data ?? 'mnist', v.split ?? 'test', dd.resolution, dd.inChannels);
-  const r = evaluate(model, ds, { batchSize: num(v['batch-size'], 'batch-size'), maxImages: num(v['max-images'], 'max-images') });
+  const r = evaluate(model, ds, { batchSize: integer(v['batch-size'], 'batch-size'), maxImages: integer(v['max-images'], 'max-images') });
   const { counts: _counts, ...summary } = r;
   const out = { ...summary, dataset: ds.name, nEmbed: model.config.nEmbed, tokens: model.numTokens };
   process.stdout.write(v.json ? JSON.stringify(out) + '\n' :
@@ -200,7 +187,7 @@ function evalCommand(v: Values): number {
 
 function parseUnknown(s: string | undefined): UnknownIndex | undefined {
   if (s === undefined || s === 'random' || s === 'extra') return s;
-  const n = num(s, 'unknown-index');
+  const n = integer(s, 'unknown-index');
   if (n === undefined || n < 0) throw new UsageError(`--unknown-index must be random, extra or a non-negative integer`);
   return n;
 }
@@ -211,7 +198,7 @@ function shrink(v: Values): number {
   const dd = model.config.ddconfig;
   const ds = open(v.data ?? 'mnist', v.split ?? 'test', dd.resolution, dd.inChannels);
   const { model: shrunk, used, evaluation } = shrinkOn(model, ds, {
-    batchSize: num(v['batch-size'], 'batch-size'), maxImages: num(v['max-images'], 'max-images'), unknownIndex: parseUnknown(v['unknown-index']) ?? 'random',
+    batchSize: integer(v['batch-size'], 'batch-size'), maxImages: integer(v['max-images'], 'max-images'), unknownIndex: parseUnknown(v['unknown-index']) ?? 'random',
   });
   const out = v.out ?? join(dirname(path), `${basename(path, '.safetensors')}-shrunk.safetensors`);
   saveVQModel(out, shrunk, {
@@ -232,7 +219,7 @@ function encode(v: Values): number {
   const out = v.out ?? join(dirname(path), `tokens-${basename(data)}-${split}.safetensors`);
   const t0 = performance.now();
   const r = tokenizeDataset(model, ds, out, {
-    batchSize: num(v['batch-size'], 'batch-size'),
+    batchSize: integer(v['batch-size'], 'batch-size'),
     onProgress: (done, total) => { if (process.stderr.isTTY) process.stderr.write(`\rencoding ${done}/${total}`); },
   });
   process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}${r.count} images → ${model.latentSize}×${model.latentSize} grids of ${r.numTokens} token ids in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${out}\n`);
@@ -243,7 +230,7 @@ function decode(v: Values): number {
   const model = loadVQModel(need(v.model, 'model'));
   const file = loadTokens(need(v.tokens, 'tokens'));
   if (file.numTokens !== model.numTokens) throw new UsageError(`token file has ${file.numTokens} ids but the model has ${model.numTokens}: use the model that wrote it`);
-  const n = Math.min(num(v.count, 'count') ?? 64, file.tokens.size(0));
+  const n = Math.min(integer(v.count, 'count') ?? 64, file.tokens.size(0));
   const dd = model.config.ddconfig;
   const images = noGrad(() => tidy(() => model.decodeIndices(file.tokens.slice(0, 0, n).long()).toFloat32Array()));
   const grid = makeGrid(images, { channels: dd.outCh as 1 | 3, height: dd.resolution, width: dd.resolution });
