@@ -88,11 +88,8 @@ function referenceCheck(): RefCheck | undefined {
 }
 
 const refCheck = referenceCheck();
-const ref = refCheck ? Reference.start(REF, [shared]) : undefined;
-if (!ref) {
-  console.log(`TypeScript model: ${params.toLocaleString('en')} parameters`);
-  console.log('python3-torch not found: TypeScript only (apt-get install python3-torch for the side-by-side reference)');
-}
+const ref = Reference.start(REF, [shared]);
+if (!ref) console.log(`TypeScript model: ${params.toLocaleString('en')} parameters`);
 
 const work: Workload[] = [
   { name: 'train', ts: () => { trainer.trainStep(); } },

@@ -39,8 +39,12 @@ export class Reference {
     proc.stderr.on('data', (d: Buffer) => process.stderr.write(`[reference] ${d}`));
   }
 
+  /** Starts the reference, or says why there is none (no python3-torch) and returns undefined. */
   static start(script: string, args: string[] = []): Reference | undefined {
-    if (!torchAvailable()) return undefined;
+    if (!torchAvailable()) {
+      console.log('python3-torch not found: TypeScript only (apt-get install python3-torch for the side-by-side reference)');
+      return undefined;
+    }
     return new Reference(spawn(PYTHON, [script, '--serve', ...args], { stdio: 'pipe' }));
   }
 

@@ -75,7 +75,6 @@ function workloads(): Workload[] {
 
 const cores = availableParallelism();
 const ref = Reference.start('bench/engine_ref.py');
-if (!ref) console.log('python3-torch not found: TypeScript only (apt-get install python3-torch for the side-by-side reference)');
 const work = workloads();
 const rows: SplitResults[] = [];
 const f = (x: number | null) => (x === null ? '      -' : x.toFixed(1).padStart(7));

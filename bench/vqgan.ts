@@ -109,11 +109,8 @@ function referenceCheck(): RefCheck | undefined {
 }
 
 const refCheck = referenceCheck();
-const ref = refCheck ? Reference.start(REF, [shared]) : undefined;
-if (!ref) {
-  console.log(`TypeScript model: ${params.toLocaleString('en')} parameters`);
-  console.log('python3-torch not found: TypeScript only (apt-get install python3-torch for the side-by-side reference)');
-}
+const ref = Reference.start(REF, [shared]);
+if (!ref) console.log(`TypeScript model: ${params.toLocaleString('en')} parameters`);
 
 const all: Workload[] = [
   { name: 'encode', ts: () => T.noGrad(() => T.tidy(() => { model.encodeToIndices(xEncode); })) },
