@@ -15,7 +15,7 @@
  */
 import { mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Tensor, autocast, manualSeed, noGrad, randint, randperm, tidy } from '../torch/index.js';
+import { type Tensor, autocast, manualSeed, noGrad, rand, randint, randperm, tidy } from '../torch/index.js';
 import { AdamW, EMA, clipGradNorm, warmupCosine } from '../optim/index.js';
 import { makeSchedule, forwardChain, posterior, denoisingLoss, type Schedule, type ScheduleSpec } from '../diffusion/index.js';
 import { createDenoiser, type ChainShape, type Denoiser, type ScaleModelConfig } from './denoiser.js';
@@ -33,6 +33,11 @@ export interface ScaleTrainConfig {
     schedule: ScheduleSpec;
     /** Condition on the token file's labels, ids 0..classes-1. */
     classes?: number;
+    /**
+     * Probability of replacing a training label by the null class (id `classes`), so that one model
+     * learns p(x | c) and p(x) and can sample with classifier-free guidance; default 0 (no null class).
+     */
+    classDropout?: number;
   };
   model: ScaleModelConfig;
   /** Token file to train on. */
@@ -111,7 +116,11 @@ export class ScaleTrainer {
     manualSeed(this.cfg.seed);
     const data = this.loadData();
     const [, h, w] = data.gridShape;
-    const shape: ChainShape = { K: chain.K, T: chain.T, tokens: h * w, ...(chain.classes ? { condLength: 1, condVocab: chain.classes } : {}) };
+    const dropout = chain.classDropout ?? 0;
+    if (!(dropout >= 0 && dropout < 1)) throw new RangeError(`classDropout must lie in [0, 1), got ${dropout}`);
+    if (dropout > 0 && !chain.classes) throw new Error('classDropout needs a class-conditional chain (classes)');
+    const condVocab = chain.classes ? chain.classes + (dropout > 0 ? 1 : 0) : 0;
+    const shape: ChainShape = { K: chain.K, T: chain.T, tokens: h * w, ...(chain.classes ? { condLength: 1, condVocab } : {}) };
     this.spec = { t, shape, schedule: chain.schedule, model: this.cfg.model };
     this.schedule = makeSchedule(chain.schedule, chain.T);
     this.denoiser = createDenoiser(t, this.cfg.model, shape, this.schedule);
@@ -158,7 +167,7 @@ export class ScaleTrainer {
     const loss = tidy(() => {
       const idx = randint(0, this.trainSet.x0.size(0), [batchSize]);
       const x0 = this.trainSet.x0.index([idx]);
-      const cond = this.trainSet.cond?.index([idx]);
+      const cond = this.dropLabels(this.trainSet.cond?.index([idx]));
       const xs = noGrad(() => forwardChain(x0, this.schedule, chain.K, { steps: this.denoiser.t }));
       const [xtm1, xt] = [xs[this.denoiser.t - 1], xs[this.denoiser.t]];
       const logits = autocast(() => this.denoiser.logits(xt, xtm1, cond), { enabled: this.cfg.autocast }).float();
@@ -173,6 +182,13 @@ export class ScaleTrainer {
     this.ema.update();
     this.step += 1;
     return { loss, lr, gradNorm };
+  }
+
+  /** Labels with each replaced by the null class with probability `classDropout`. */
+  private dropLabels(cond: Tensor | undefined): Tensor | undefined {
+    const p = this.cfg.chain.classDropout ?? 0;
+    if (!cond || p === 0) return cond;
+    return cond.maskedFill(rand(cond.shape).lt(p), this.cfg.chain.classes!);
   }
 
   /** Validation NLL (bits per token of this scale's ELBO term) with the training and the EMA weights. */

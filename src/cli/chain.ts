@@ -60,6 +60,8 @@ Chain:
                      (bernoulli_PSIM, ffhq_bernoulli_PSIM, …)
   --K N              codebook size (default: what the token file declares)
   --classes N        condition on the token file's labels 0..N-1
+  --class-dropout P  replace a label by the null class (id N) with probability P, so the chain also
+                     samples unconditionally and with classifier-free guidance (e.g. 0.1)
 
 Model (the defaults give 2-4M parameters per scale on 8×8 grids of ≤ 512 codes):
   --width N          model width (default ${DEFAULTS.width})
@@ -115,6 +117,7 @@ const TRAIN_OPTIONS = {
   schedule: { type: 'string' },
   K: { type: 'string' },
   classes: { type: 'string' },
+  'class-dropout': { type: 'string' },
   width: { type: 'string' },
   heads: { type: 'string' },
   'enc-depth': { type: 'string' },
@@ -187,9 +190,11 @@ function scaleConfig(v: TrainValues, out: string, t: number, declaredK: number |
   const K = int(v.K, 'K', 2) ?? declaredK;
   if (K === undefined) throw new UsageError(`${v.tokens} does not declare its codebook size: pass --K`);
   const classes = int(v.classes, 'classes');
+  const classDropout = probability(v['class-dropout'], 'class-dropout');
+  if (classDropout !== undefined && !classes) throw new UsageError('--class-dropout needs --classes');
   return {
     t,
-    chain: { K, T, schedule: scheduleSpec(v.schedule ?? DEFAULTS.schedule, T), ...(classes ? { classes } : {}) },
+    chain: { K, T, schedule: scheduleSpec(v.schedule ?? DEFAULTS.schedule, T), ...(classes ? { classes } : {}), ...(classDropout ? { classDropout } : {}) },
     model: modelConfig(v, t, T),
     train: resolve(need(v.tokens, 'tokens')),
     val: v.val === undefined ? undefined : resolve(v.val),

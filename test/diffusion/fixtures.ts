@@ -1,4 +1,4 @@
-/** Access to the official parity fixtures (../shared/fixtures/official next to the repository) for tests. */
+/** Access to the official parity fixtures (test/fixtures/official in the repository) for tests. */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -7,7 +7,7 @@ import { type Tensor, loadSafetensors, noGrad } from '../../src/torch/index.js';
 
 /** Compiled tests live in dist/test/<dir>/, three levels below the repository root. */
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-export const FIXTURES = resolve(REPO_ROOT, '../shared/fixtures/official');
+export const FIXTURES = resolve(REPO_ROOT, 'test/fixtures/official');
 
 export interface Fixture {
   tensors: Map<string, Tensor>;
@@ -19,7 +19,7 @@ export interface Fixture {
 export function loadFixture(file: string): Fixture {
   const path = resolve(FIXTURES, file);
   if (!existsSync(path)) {
-    throw new Error(`parity fixture ${path} is missing: the official fixtures must be checked out at ../shared/fixtures/official relative to the repository root`);
+    throw new Error(`parity fixture ${path} is missing: the official fixtures ship with the repository under test/fixtures/official`);
   }
   const { tensors, metadata } = loadSafetensors(path);
   for (const t of tensors.values()) t.keep();

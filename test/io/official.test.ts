@@ -1,5 +1,5 @@
 /**
- * The official-layout PyTorch Lightning checkpoints of ../shared/fixtures/official (README, last
+ * The official-layout PyTorch Lightning checkpoints of test/fixtures/official (README, last
  * section): they load without Python, their weights equal the parity fixtures bit for bit, and the
  * models built from them reproduce the official outputs.
  */

@@ -36,7 +36,7 @@ test('state dict round trip through safetensors keeps dtypes, shapes, values and
 });
 
 test('the official fixture files load', () => {
-  const p = join(process.cwd(), '..', 'shared', 'fixtures', 'official', 'diffusion.safetensors');
+  const p = join(process.cwd(), 'test', 'fixtures', 'official', 'diffusion.safetensors');
   assert.ok(existsSync(p), `fixture missing: ${p}`);
   const { tensors, metadata } = T.loadSafetensors(p);
   assert.equal(metadata.format, 'imagebart-parity-fixture/1');

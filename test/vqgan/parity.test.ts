@@ -1,5 +1,5 @@
 /**
- * Parity with the official taming VQModel: ../shared/fixtures/official/vqgan_tiny.safetensors holds weights,
+ * Parity with the official taming VQModel: test/fixtures/official/vqgan_tiny.safetensors holds weights,
  * an input and every intermediate computed by the official code (see that folder's README §1).
  */
 import { test } from 'node:test';
@@ -11,13 +11,13 @@ import { Tensor, loadSafetensors, noGrad, tidy } from '../../src/torch/index.js'
 import { VQModel, configFromMetadata, modelWeights } from '../../src/vqgan/model.js';
 import type { UnknownIndex } from '../../src/vqgan/config.js';
 
-// dist/test/vqgan/parity.test.js → repository root → ../shared
+// dist/test/vqgan/parity.test.js → repository root
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const FIXTURE = join(ROOT, '..', 'shared', 'fixtures', 'official', 'vqgan_tiny.safetensors');
+const FIXTURE = join(ROOT, 'test', 'fixtures', 'official', 'vqgan_tiny.safetensors');
 
 function fixture(): { t: (name: string) => Tensor; meta: Record<string, string>; tensors: Map<string, Tensor> } {
   if (!existsSync(FIXTURE)) {
-    assert.fail(`official parity fixture missing: ${FIXTURE} (it ships in ../shared/fixtures/official; CI provides it)`);
+    assert.fail(`official parity fixture missing: ${FIXTURE} (it ships with the repository under test/fixtures/official)`);
   }
   const { tensors, metadata } = loadSafetensors(FIXTURE);
   const t = (name: string) => {
