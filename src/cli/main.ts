@@ -12,6 +12,7 @@ Commands:
   sample               sample images from a trained chain (PNG grid + JSON sidecar)
   edit                 repaint a masked part of a picture with a trained chain
   chain <sub>          the reverse chain: train (one scale or --all) | nll
+  eval <sub>           sample quality: classifier | reference | samples | completion
   convert IN OUT       official PyTorch Lightning .ckpt → safetensors (safe: no pickle code runs)
   demo                 the shipped MNIST model samples digits and completes a half-erased one
   help                 this text
@@ -45,6 +46,7 @@ const commands: Record<string, () => Promise<Command>> = {
   chain: async () => (await import('./chain.js')).chainCommand,
   convert: async () => (await import('./convert.js')).convertCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
+  eval: async () => (await import('./eval.js')).evalCommand,
 
 };
 

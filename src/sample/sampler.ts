@@ -13,7 +13,7 @@
  *   not given), so (seed, batch, settings, threads) reproduce a sample bit for bit.
  */
 import { randomInt } from 'node:crypto';
-import { type Tensor, manualSeed, noGrad, randint, tidy, where, zeros } from '../torch/index.js';
+import { type Tensor, cat, manualSeed, noGrad, randint, tidy, where, zeros } from '../torch/index.js';
 import type { Denoiser } from '../chain/index.js';
 import type { Schedule } from '../diffusion/index.js';
 import { drawTokens, resolveSettings, type ScaleSettings } from './filter.js';
@@ -27,12 +27,16 @@ export interface SamplingChain {
   readonly schedule: Schedule;
   /** The token grid [h, w] the models were trained on. */
   readonly tokenShape: readonly [number, number];
+  /** The null class id of a class-conditional chain trained with dropped labels (unconditional and guided sampling). */
+  readonly nullClass?: number;
 }
 
 /** What every run of the chain (sample, maskedEdit) takes. */
 export interface RunOptions {
   /** Conditioning tokens [B, condLength] (class ids, caption tokens) for a conditional chain. */
   cond?: Tensor;
+  /** Classifier-free guidance (needs `cond`): its scale s and the null conditioning [1 or B, condLength]. */
+  guidance?: Guidance;
   /** Seeds libtorch's generator; a random seed is drawn (and returned) when absent. */
   seed?: number;
   /** Default 'cached'. */
@@ -72,8 +76,20 @@ export interface FixedTokens {
   x0: Tensor;
 }
 
+/**
+ * Classifier-free guidance: next-token logits l_u + s·(l_c − l_u), l_c conditioned on `cond` and l_u on
+ * the null conditioning the chain was trained with (labels dropped); s = 1 is plain conditional sampling,
+ * s = 0 unconditional, s > 1 trades diversity for fidelity to the condition.
+ */
+export interface Guidance {
+  scale: number;
+  /** [1 or B, condLength] */
+  nullCond: Tensor;
+}
+
 export interface ScaleOptions {
   cond?: Tensor;
+  guidance?: Guidance;
   settings: Required<ScaleSettings>;
   decoding: Decoding;
   /** The grid the model was trained on; a larger x_t is decoded through sliding windows of this size. */
@@ -137,12 +153,24 @@ export function denoiseScale(d: Denoiser, xt: Tensor, o: ScaleOptions): Tensor {
     const xtm1 = fixed ? where(fixed.keep, fixed.x0, 0) : zeros([B, N], { dtype: 'int64', device: xt.device }); // written in place below
     const skip = fixed ? fixed.keep.all(0).toNumbers() : new Array<number>(N).fill(0);
     if (skip.every(Boolean)) return xtm1.view(B, H, W);
-    const decoder = H === h && W === w ? openDecoder(d, xt.reshape(B, N), o) : openWindow(d, xt, o);
+    const g = o.guidance;
+    if (g && !o.cond) throw new Error('classifier-free guidance needs conditioning tokens');
+    // with guidance, one pass over [conditioned; null-conditioned] copies of the batch
+    const both = (x: Tensor) => (g ? cat([x, x], 0) : x);
+    const cond = g ? cat([o.cond!, g.nullCond.expand(B, g.nullCond.size(1))], 0) : o.cond;
+    const run = { ...o, cond };
+    const decoder = H === h && W === w ? openDecoder(d, both(xt.reshape(B, N)), run) : openWindow(d, both(xt), run);
+    const logitsAt = (n: number): Tensor => {
+      const l = decoder.logitsAt(both(xtm1), n);
+      if (!g) return l;
+      const [lc, lu] = [l.narrow(0, 0, B), l.narrow(0, B, B)];
+      return lu.add(lc.sub(lu).mul(g.scale));
+    };
     try {
       for (let n = 0; n < N; n++) {
         if (skip[n]) continue;
         tidy(() => {
-          let token = drawTokens(decoder.logitsAt(xtm1, n), o.settings); // [B]
+          let token = drawTokens(logitsAt(n), o.settings); // [B]
           if (fixed) token = where(fixed.keep.select(1, n), fixed.x0.select(1, n), token);
           xtm1.select(1, n).copy_(token);
         });
@@ -172,7 +200,7 @@ export function sample(chain: SamplingChain, o: SampleOptions): SampleResult {
     const xs = [x];
     for (let t = T; t >= 1; t--) {
       x = denoiseScale(chain.denoisers[t - 1], x, {
-        cond: o.cond, settings: settings[t], decoding: o.decoding ?? 'cached', tokenShape: chain.tokenShape,
+        cond: o.cond, guidance: o.guidance, settings: settings[t], decoding: o.decoding ?? 'cached', tokenShape: chain.tokenShape,
       });
       xs.push(x);
       o.onScale?.(t, 0);

@@ -13,6 +13,7 @@ const A = {
   dropout: op('aten::dropout'), nearest2d: op('aten::upsample_nearest2d.vec'), bilinear2d: op('aten::upsample_bilinear2d.vec'),
   constantPad: op('aten::constant_pad_nd'), reflectionPad2d: op('aten::reflection_pad2d'), replicationPad2d: op('aten::replication_pad2d'),
   cdist: op('aten::cdist'), avgPool2d: op('aten::avg_pool2d'), baddbmm: op('aten::baddbmm'),
+  eigh: op('aten::linalg_eigh'), eigvalsh: op('aten::linalg_eigvalsh'),
 };
 
 const REDUCTION = { none: 0, mean: 1, sum: 2 } as const;
@@ -92,6 +93,15 @@ export function pad(x: Tensor, amounts: number[], mode: 'constant' | 'reflect' |
   if (amounts.length !== 4) throw new Error(`pad: ${mode} padding takes 4 amounts for [N, C, H, W]`);
   return wrap(mode === 'reflect' ? A.reflectionPad2d(x.h, amounts) : A.replicationPad2d(x.h, amounts));
 }
+
+/** Eigen-decomposition of symmetric matrices: eigenvalues ascending [.., n] and eigenvectors as columns [.., n, n]. */
+export function eigh(x: Tensor): [Tensor, Tensor] {
+  const [values, vectors] = A.eigh(x.h, 'L') as unknown[];
+  return [wrap(values), wrap(vectors)];
+}
+
+/** Eigenvalues of symmetric matrices, ascending [.., n]. */
+export const eigvalsh = (x: Tensor): Tensor => wrap(A.eigvalsh(x.h, 'L'));
 
 export const avgPool2d = (x: Tensor, kernel: number, stride = kernel): Tensor => wrap(A.avgPool2d(x.h, kernel, stride));
 

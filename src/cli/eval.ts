@@ -1,0 +1,208 @@
+/**
+ * `imagebart eval`: sample quality on the project's own feature classifier (src/eval).
+ *
+ * classifier  trains the feature classifier of a dataset and stores it with its test accuracy and the
+ *             reference feature statistics of the training split;
+ * reference   real held-out images and the VQGAN's reconstructions of them: the reference points;
+ * samples     N samples of a chain;
+ * completion  N held-out images with a region repainted by the chain.
+ * Each prints a table (or --json) and appends one JSON line per result to --log when given.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { UsageError, integer, number, need } from './args.js';
+import { openDataset, type ImageDataset } from '../data/index.js';
+import { loadSamplingChain, isNamedMask, NAMED_MASKS } from '../sample/index.js';
+import { loadVQModel } from '../vqgan/index.js';
+import {
+  trainClassifier, saveClassifier, loadClassifier, evaluateReference, evaluateSamples, evaluateCompletion,
+  type ClassChoice, type EvalRecord,
+} from '../eval/index.js';
+
+const HELP = `imagebart eval <command> [options]
+
+Sample quality measured with a feature classifier the project trains per dataset (no Inception network
+exists offline): Fréchet distance of its penultimate features against its training split's statistics,
+an Inception-like score exp(E KL(p(y|x) ‖ p(y))), the fraction classified with confidence > 0.9, and
+accuracy for class-conditional samples and completions. Compare Fréchet distances only at equal N.
+
+Commands:
+  classifier   train the feature classifier of a dataset
+  reference    real held-out images and their VQGAN reconstructions (the reference points)
+  samples      N samples of a chain
+  completion   N held-out images with a region repainted by the chain
+
+Examples:
+  imagebart eval classifier --data mnist --out models/mnist/classifier.safetensors
+  imagebart eval reference --vqgan models/mnist/vqgan.safetensors --classifier models/mnist/classifier.safetensors --data mnist
+  imagebart eval samples --chain models/mnist/chain.json --classifier models/mnist/classifier.safetensors --count 1000
+  imagebart eval completion --chain models/mnist/chain.json --classifier models/mnist/classifier.safetensors --data mnist --mask upper-half
+
+Common options:
+  --classifier FILE   the feature classifier (eval classifier --out)
+  --data NAME         held-out images: the test split of mnist, fashion-mnist, emoji-google, emoji-twitter or a folder
+  --count N           images scored (default 1000; Fréchet distance is biased by N)
+  --batch-size N      (default 100 for reference, 50 for samples/completion)
+  --seed N            which held-out images and which sampling noise (default 0)
+  --class C           class-conditional chains: balanced (default: every class in turn), null (the null
+                      class: unconditional), or a class id
+  --guidance S        classifier-free guidance scale (chains trained with --class-dropout)
+  --temperature X  --top-k N  --top-p X   sampling settings of every scale
+  --log FILE          append each result as a JSON line
+  --json              print the results as JSON
+`;
+
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  data: { type: 'string' },
+  out: { type: 'string' },
+  steps: { type: 'string' },
+  classifier: { type: 'string' },
+  vqgan: { type: 'string' },
+  chain: { type: 'string' },
+  mask: { type: 'string' },
+  count: { type: 'string' },
+  'batch-size': { type: 'string' },
+  seed: { type: 'string' },
+  class: { type: 'string' },
+  guidance: { type: 'string' },
+  temperature: { type: 'string' },
+  'top-k': { type: 'string' },
+  'top-p': { type: 'string' },
+  log: { type: 'string' },
+  json: { type: 'boolean' },
+} satisfies ParseArgsConfig['options'];
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; strict: true }>>['values'];
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+const progress = (what: string) => (done: number, total: number) => say(`${what}: ${done}/${total}`);
+
+function heldOut(v: Values, resolution: number, channels: 1 | 3): ImageDataset {
+  const name = need(v.data, 'data');
+  return openDataset(name, { split: 'test', resolution, channels });
+}
+
+function classChoice(v: string | undefined): ClassChoice {
+  if (v === undefined || v === 'balanced') return 'balanced';
+  if (v === 'null') return 'null';
+  const n = integer(v, 'class');
+  if (n === undefined) throw new UsageError('--class must be balanced, null or a class id');
+  return n;
+}
+
+function settings(v: Values) {
+  const s: { temperature?: number; topK?: number; topP?: number } = {};
+  const t = number(v.temperature, 'temperature'), k = integer(v['top-k'], 'top-k', 1), p = number(v['top-p'], 'top-p');
+  if (t !== undefined) s.temperature = t;
+  if (k !== undefined) s.topK = k;
+  if (p !== undefined) s.topP = p;
+  return s;
+}
+
+function report(v: Values, records: EvalRecord[], context: Record<string, unknown>): void {
+  const rows = records.map((r) => ({ ...context, ...r }));
+  if (v.log) {
+    mkdirSync(dirname(resolve(v.log)), { recursive: true });
+    for (const r of rows) appendFileSync(v.log, `${JSON.stringify(r)}\n`);
+  }
+  if (v.json) {
+    process.stdout.write(`${JSON.stringify(rows.length === 1 ? rows[0] : rows, null, 2)}\n`);
+    return;
+  }
+  const f = (x: unknown, d = 3) => (typeof x === 'number' ? x.toFixed(d) : '—');
+  console.log('| what | N | seed | Fréchet | IS-like | confident > 0.9 | accuracy | region L1 | region PSNR |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    console.log(`| ${r.kind} | ${r.n} | ${r.seed} | ${f(r.frechet)} | ${f(r.inceptionScore, 2)} | ${f(r.confident)} | ${f(r.accuracy)} | ${f(r.regionL1)} | ${f(r.regionPsnr, 2)} |`);
+  }
+}
+
+async function classifierCommand(v: Values): Promise<number> {
+  const name = need(v.data, 'data');
+  const out = need(v.out, 'out');
+  if (existsSync(out)) throw new UsageError(`${out} exists: choose another --out (a classifier is never overwritten)`);
+  const train = openDataset(name, { split: 'train' });
+  const test = openDataset(name, { split: 'test', channels: train.channels });
+  const steps = integer(v.steps, 'steps', 1) ?? 1500;
+  const trained = trainClassifier(train, test, {
+    steps, batchSize: integer(v['batch-size'], 'batch-size', 1) ?? 128, seed: integer(v.seed, 'seed') ?? 0,
+    onProgress: (s, n, loss) => say(`classifier step ${s}/${n} loss ${loss.toFixed(4)}`),
+  });
+  mkdirSync(dirname(resolve(out)), { recursive: true });
+  saveClassifier(out, trained);
+  const { info } = trained;
+  if (v.json) process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+  else console.log(`${info.dataset}: test accuracy ${(100 * info.testAccuracy).toFixed(2)}% on ${info.testImages} images, ${info.steps} steps in ${info.seconds.toFixed(0)} s → ${out}`);
+  if (v.log) appendFileSync(v.log, `${JSON.stringify({ kind: 'classifier', ...info })}\n`);
+  return 0;
+}
+
+async function referenceCommand(v: Values): Promise<number> {
+  const classifier = loadClassifier(need(v.classifier, 'classifier'));
+  const stagePath = v.vqgan ?? (v.chain ? undefined : need(v.vqgan, 'vqgan'));
+  const stage = stagePath ? loadVQModel(stagePath) : loadSamplingChain(need(v.chain, 'chain')).firstStage;
+  const { resolution, inChannels } = stage.config.ddconfig;
+  const ds = heldOut(v, resolution, inChannels as 1 | 3);
+  const records = evaluateReference(classifier, stage, ds, {
+    count: integer(v.count, 'count', 2), batchSize: integer(v['batch-size'], 'batch-size', 1), seed: integer(v.seed, 'seed'),
+    onProgress: progress('reference'),
+  });
+  report(v, records, { vqgan: stagePath ?? v.chain, classifier: v.classifier });
+  return 0;
+}
+
+async function chainCommand(v: Values, completion: boolean): Promise<number> {
+  const classifier = loadClassifier(need(v.classifier, 'classifier'));
+  const chainPath = need(v.chain, 'chain');
+  const { chain, firstStage, manifest } = loadSamplingChain(chainPath);
+  const common = {
+    count: integer(v.count, 'count', 2), batchSize: integer(v['batch-size'], 'batch-size', 1), seed: integer(v.seed, 'seed'),
+    classChoice: classChoice(v.class), guidance: number(v.guidance, 'guidance'), settings: settings(v),
+  };
+  let record: EvalRecord;
+  if (completion) {
+    const mask = v.mask ?? 'upper-half';
+    if (!isNamedMask(mask)) throw new UsageError(`--mask ${mask}: expected one of ${NAMED_MASKS.join(', ')}`);
+    const { resolution, inChannels } = firstStage.config.ddconfig;
+    record = evaluateCompletion(classifier, chain, firstStage, manifest.classes, heldOut(v, resolution, inChannels as 1 | 3), { ...common, mask, onProgress: progress('completion') });
+  } else {
+    if (v.data !== undefined) throw new UsageError('eval samples compares against the classifier\'s reference statistics: --data is not used');
+    record = evaluateSamples(classifier, chain, firstStage, manifest.classes, { ...common, onProgress: progress('samples') });
+  }
+  report(v, [record], { chain: chainPath, classifier: v.classifier });
+  return 0;
+}
+
+const SUBCOMMANDS: Record<string, (v: Values) => Promise<number>> = {
+  classifier: classifierCommand,
+  reference: referenceCommand,
+  samples: (v) => chainCommand(v, false),
+  completion: (v) => chainCommand(v, true),
+};
+
+/** `imagebart eval …` (the arguments after `eval`); resolves to the exit code. */
+export async function evalCommand(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const run = SUBCOMMANDS[name];
+  if (!run) {
+    process.stderr.write(`imagebart eval: unknown command '${name}'\n\n${HELP}`);
+    return 2;
+  }
+  try {
+    const { values } = parseArgs({ args, options: OPTIONS, strict: true });
+    if (values.help) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    return await run(values);
+  } catch (e) {
+    process.stderr.write(`imagebart eval ${name}: ${(e as Error).message}\n`);
+    return e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1;
+  }
+}
