@@ -11,7 +11,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,6 +83,9 @@ Training:
   --alpha-mix X      weight of KL(posterior ‖ model) against cross-entropy (default 1; 0 at scale 1,
                      where the two coincide)
   --autocast         bf16 autocast of the forward pass
+  --classifier FILE  (--all, needs --vqgan) every --quality-every steps (default 1000) score
+                     --quality-count samples (default 256) of the chain as it stands with this feature
+                     classifier ('imagebart eval classifier'); results in DIR/quality.jsonl
   --seed N           held-out split, initialisation, noise (default 0)
 `;
 
@@ -133,6 +136,9 @@ const TRAIN_OPTIONS = {
   val: { type: 'string' },
   'val-size': { type: 'string' },
   'alpha-mix': { type: 'string' },
+  classifier: { type: 'string' },
+  'quality-every': { type: 'string' },
+  'quality-count': { type: 'string' },
   autocast: { type: 'boolean' },
   seed: { type: 'string' },
 } satisfies ParseArgsConfig['options'];
@@ -158,6 +164,8 @@ const int = (v: string | undefined, name: string, min = 1): number | undefined =
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
 const scaleDir = (out: string, t: number): string => join(out, `scale${t}`);
 const MANIFEST = 'chain.json';
+/** The manifest of a chain still training (checkpoints of the latest validation), for quality checks. */
+const TRAINING_MANIFEST = 'chain-training.json';
 
 // ---------------------------------------------------------------------------------------------- train
 
@@ -236,7 +244,17 @@ async function train(v: TrainValues): Promise<number> {
     classes: configs[0].chain.classes ?? null,
     scales: configs.map((c) => ({ t: c.t, checkpoint: relative(out, checkpointPath(c.out)) })),
   });
-  const failed = await trainInParallel(v, scales, int(v.jobs, 'jobs') ?? T);
+  const quality = v.classifier === undefined ? undefined : {
+    classifier: v.classifier, every: int(v['quality-every'], 'quality-every', 1) ?? 1000, count: int(v['quality-count'], 'quality-count', 2) ?? 256,
+    manifest: join(out, TRAINING_MANIFEST), log: join(out, 'quality.jsonl'),
+  };
+  if (quality) {
+    if (!existsSync(quality.classifier)) throw new UsageError(`--classifier ${quality.classifier} does not exist`);
+    if (!manifest.vqgan) throw new UsageError('--classifier needs --vqgan: samples are scored as images');
+    mkdirSync(out, { recursive: true });
+    writeManifest(quality.manifest, manifest);
+  }
+  const failed = await trainInParallel(v, scales, int(v.jobs, 'jobs') ?? T, quality);
   if (failed.length) {
     process.stderr.write(`scale${failed.length > 1 ? 's' : ''} ${failed.join(', ')} did not finish: no manifest written\n`);
     return 1;
@@ -266,6 +284,7 @@ function trainScale(config: ScaleTrainConfig): number {
 
 /** This module run as a script (`node chain.js train …`): how --all starts one process per scale. */
 const SELF = fileURLToPath(import.meta.url);
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
 /** Cores per concurrent job, as evenly as they divide (at least 1 each). */
 const splitCores = (cores: number, jobs: number): number[] =>
@@ -275,14 +294,50 @@ const splitCores = (cores: number, jobs: number): number[] =>
 function scaleArgs(v: TrainValues, t: number): string[] {
   const args = ['train', '--scale', String(t)];
   for (const [k, x] of Object.entries(v)) {
-    if (k === 'all' || k === 'jobs' || x === undefined || x === false) continue;
+    if (['all', 'jobs', 'classifier', 'quality-every', 'quality-count'].includes(k) || x === undefined || x === false) continue;
     args.push(`--${k}`, ...(x === true ? [] : [x]));
   }
   return args;
 }
 
+/** A periodic sample-quality check while the scales train (`--classifier`). */
+interface QualityCheck { classifier: string; every: number; count: number; manifest: string; log: string }
+
+/**
+ * Every `every` steps, once every scale has saved a checkpoint at least that far, scores `count`
+ * samples of the chain as it stands (`imagebart eval samples` in a child process) and appends the
+ * result, with the steps, to `log`: so a run is judged by a sample-quality curve beside its NLL curves.
+ */
+function qualityWatcher(q: QualityCheck, scales: number[]): (t: number, line: string) => void {
+  const at = new Map<number, number>(scales.map((t) => [t, 0]));
+  let next = q.every, running = false;
+  return (t, line) => {
+    const m = /step (\d+) val nll/.exec(line);
+    if (!m) return;
+    at.set(t, Number(m[1]));
+    const step = Math.min(...at.values());
+    if (running || step < next) return;
+    next = (Math.floor(step / q.every) + 1) * q.every;
+    running = true;
+    const child = spawn(process.execPath, [MAIN, 'eval', 'samples', '--chain', q.manifest, '--classifier', q.classifier, '--count', String(q.count), '--seed', '0', '--json'], {
+      env: { ...process.env, IMAGEBART_THREADS: '1', IMAGEBART_BLAS_THREADS: '1' }, stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('close', (code) => {
+      running = false;
+      if (code !== 0) return process.stderr.write(`[quality] step ${step}: the sample check failed (exit ${code})\n`);
+      const r = JSON.parse(out) as { frechet: number; confident: number; accuracy?: number };
+      appendFileSync(q.log, `${JSON.stringify({ step, steps: Object.fromEntries(at), ...r })}\n`);
+      process.stderr.write(`[quality] step ${step}: Fréchet ${r.frechet.toFixed(2)}, confident ${(100 * r.confident).toFixed(1)}%` +
+        `${r.accuracy !== undefined ? `, class accuracy ${(100 * r.accuracy).toFixed(1)}%` : ''} (N ${q.count}) → ${q.log}\n`);
+    });
+  };
+}
+
 /** Trains `scales` in child processes, `jobs` at a time; returns the scales that did not finish. */
-async function trainInParallel(v: TrainValues, scales: number[], jobs: number): Promise<number[]> {
+async function trainInParallel(v: TrainValues, scales: number[], jobs: number, quality?: QualityCheck): Promise<number[]> {
+  const watch = quality && qualityWatcher(quality, scales);
   const queue = [...scales];
   const threads = splitCores(availableParallelism(), Math.min(jobs, scales.length));
   process.stderr.write(`training scales ${scales.join(', ')} in ${threads.length} processes at a time, BLAS threads ${threads.join(' + ')}\n`);
@@ -303,7 +358,10 @@ async function trainInParallel(v: TrainValues, scales: number[], jobs: number): 
         });
         children.add(child);
         for (const stream of [child.stdout, child.stderr]) {
-          createInterface({ input: stream }).on('line', (line) => process.stderr.write(`[scale ${t}] ${line}\n`));
+          createInterface({ input: stream }).on('line', (line) => {
+            process.stderr.write(`[scale ${t}] ${line}\n`);
+            watch?.(t, line);
+          });
         }
         const ok = await new Promise<boolean>((done) => child.on('error', () => done(false)).on('close', (code) => done(code === 0)));
         children.delete(child);

@@ -1,0 +1,193 @@
+/**
+ * bench:ablation — the paper's Tab. 3 at small scale: does a longer chain (T) help, at the same total
+ * parameters and the same training compute?
+ *
+ * Per dataset (MNIST, Fashion-MNIST), one VQGAN (32×32 → 8×8 tokens) and one feature classifier; then
+ * for T ∈ {1, 2, 4} and seeds {0, 1} a chain whose scales share the parameter budget (T = 1 is one
+ * left-to-right GPT on x0, the Taming Transformers baseline) and every scale trains the same number of
+ * steps at the same batch size, so the total training FLOPs are about equal (each of T scales is 1/T of
+ * the budget). Each chain is scored by
+ * - unconditional Fréchet distance of N samples (classifier features, against the training split), and
+ * - upper-half completion Fréchet distance of N held-out images whose upper half the chain repaints,
+ * beside the reference points (N real held-out images, N VQGAN reconstructions). The README table
+ * puts the paper's FFHQ figures beside them.
+ *
+ * Resumable in stages: every stage skips what its output already holds (VQGAN runs and chain scales
+ * resume from their checkpoints), so `npm run bench:ablation` can be stopped and restarted at will.
+ * Writes bench/results/ablation.json. Options: --datasets mnist,fashion-mnist --T 1,2,4 --seeds 0,1
+ * --steps N (per scale) --count N (images per metric) --root DIR (default runs/ablation).
+ */
+import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { openDataset } from '../src/data/index.js';
+import { loadSamplingChain } from '../src/sample/index.js';
+import { loadVQModel } from '../src/vqgan/index.js';
+import { chainManifest, writeManifest, readTokenFile, createDenoiser, type ScaleModelConfig } from '../src/chain/index.js';
+import { makeSchedule } from '../src/diffusion/index.js';
+import { loadClassifier, evaluateReference, evaluateSamples, evaluateCompletion, type EvalRecord } from '../src/eval/index.js';
+
+const { values: args } = parseArgs({
+  options: {
+    datasets: { type: 'string', default: 'mnist,fashion-mnist' },
+    T: { type: 'string', default: '1,2,4' },
+    seeds: { type: 'string', default: '0,1' },
+    steps: { type: 'string', default: '3000' },
+    'batch-size': { type: 'string', default: '32' },
+    count: { type: 'string', default: '1000' },
+    root: { type: 'string', default: 'runs/ablation' },
+    out: { type: 'string', default: 'bench/results/ablation.json' },
+  },
+  strict: true,
+});
+const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const DATASETS = list(args.datasets);
+const TS = list(args.T).map(Number);
+const SEEDS = list(args.seeds).map(Number);
+const STEPS = Number(args.steps), BATCH = Number(args['batch-size']), COUNT = Number(args.count);
+const ROOT = resolve(args.root);
+const CLI = resolve('dist/src/cli/main.js');
+const WIDTH = 128;
+
+const say = (line: string) => process.stderr.write(`[ablation] ${line}\n`);
+
+/** Runs an imagebart command, streaming its output; throws when it fails. */
+function imagebart(...argv: string[]): void {
+  say(`imagebart ${argv.join(' ')}`);
+  const r = spawnSync(process.execPath, [CLI, ...argv], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`imagebart ${argv[0]} ${argv[1] ?? ''} failed (exit ${r.status})`);
+}
+
+/**
+ * Scale architectures sharing a budget of ≈ 2.6M parameters at width 128 (K 106: 2.61M, 2.62M, 2.63M):
+ * T = 1 a 13-layer GPT; T = 2 an encoder-decoder of 4 + 2 layers and a 6-layer GPT; T = 4 three of
+ * 2 + 1 layers and a 2-layer GPT (the last scale, modelling x_3 = ¾ noise, needs the least).
+ */
+function architecture(T: number, t: number): ScaleModelConfig {
+  const gptDepth: Record<number, number> = { 1: 13, 2: 6, 4: 2 };
+  const ed: Record<number, [number, number]> = { 2: [4, 2], 4: [2, 1] };
+  if (!(T in gptDepth)) throw new Error(`no parameter split defined for T = ${T}`);
+  if (t === T) return { type: 'gpt', dim: WIDTH, heads: WIDTH / 64, depth: gptDepth[T] };
+  const [encoderDepth, decoderDepth] = ed[T];
+  return { type: 'xtransformer', dim: WIDTH, heads: WIDTH / 64, encoderDepth, decoderDepth };
+}
+
+interface Prepared { vqgan: string; train: string; test: string; classifier: string; K: number }
+
+/** Stage 1: VQGAN (the shipped one for MNIST), tokens of both splits, feature classifier. */
+function prepare(data: string): Prepared {
+  const dir = join(ROOT, data);
+  mkdirSync(dir, { recursive: true });
+  let vqgan = resolve('models/mnist/vqgan.safetensors');
+  if (data !== 'mnist') {
+    vqgan = join(dir, 'vqgan.safetensors');
+    if (!existsSync(vqgan)) {
+      imagebart('vqgan', 'train', '--data', data, '--out', join(dir, 'vqgan-run'), '--steps', '3000', '--disc-start', '100000');
+      // the used codes are read off training images, so the held-out split stays unseen
+      imagebart('vqgan', 'shrink', '--model', join(dir, 'vqgan-run', 'model.safetensors'), '--data', data, '--split', 'train', '--max-images', '10000', '--out', vqgan);
+    }
+  }
+  const train = join(dir, 'tokens-train.safetensors'), test = join(dir, 'tokens-test.safetensors');
+  if (!existsSync(train)) imagebart('vqgan', 'encode', '--model', vqgan, '--data', data, '--split', 'train', '--out', train);
+  if (!existsSync(test)) imagebart('vqgan', 'encode', '--model', vqgan, '--data', data, '--split', 'test', '--out', test);
+  const classifier = join(dir, 'classifier.safetensors');
+  if (!existsSync(classifier)) imagebart('eval', 'classifier', '--data', data, '--out', classifier);
+  const file = readTokenFile(train);
+  file.tokens.dispose();
+  file.labels?.dispose();
+  return { vqgan, train, test, classifier, K: file.K! };
+}
+
+/** Stage 2: one chain, each scale in turn (resuming), then its manifest. */
+function trainChain(p: Prepared, data: string, T: number, seed: number): string {
+  const dir = join(ROOT, data, `T${T}-seed${seed}`);
+  const manifest = join(dir, 'chain.json');
+  if (existsSync(manifest)) return manifest;
+  for (let t = 1; t <= T; t++) {
+    const m = architecture(T, t);
+    const flags = m.type === 'gpt' ? ['--gpt-depth', String(m.depth)] : ['--enc-depth', String(m.encoderDepth), '--dec-depth', String(m.decoderDepth)];
+    imagebart('chain', 'train', '--tokens', p.train, '--out', dir, '--scale', String(t), '--T', String(T), '--width', String(WIDTH), ...flags,
+      '--steps', String(STEPS), '--batch-size', String(BATCH), '--lr', '6e-4', '--eval-every', '500', '--log-every', '250', '--seed', String(seed));
+  }
+  writeManifest(manifest, chainManifest({
+    vqgan: relative(dir, p.vqgan), remap: null, K: p.K, T, schedule: 'geometric', tokenShape: [8, 8], classes: null,
+    scales: Array.from({ length: T }, (_, i) => ({ t: i + 1, checkpoint: `scale${i + 1}/checkpoint.safetensors` })),
+  }));
+  return manifest;
+}
+
+/** Parameters of every scale of a chain with T scales (built, not trained). */
+function parameters(T: number, K: number): number {
+  const schedule = makeSchedule('geometric', T);
+  let n = 0;
+  for (let t = 1; t <= T; t++) {
+    const d = createDenoiser(t, architecture(T, t), { K, T, tokens: 64 }, schedule);
+    n += d.numParameters();
+  }
+  return n;
+}
+
+type Results = Record<string, { reference?: EvalRecord[]; chains: Record<string, { T: number; seed: number; parameters: number; samples?: EvalRecord; completion?: EvalRecord }> }>;
+
+function load(): Results {
+  return existsSync(args.out) ? (JSON.parse(readFileSync(args.out, 'utf-8')).results as Results) : {};
+}
+
+function save(results: Results): void {
+  mkdirSync(resolve(args.out, '..'), { recursive: true });
+  const tmp = `${args.out}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify({ bench: 'ablation', steps: STEPS, batchSize: BATCH, count: COUNT, width: WIDTH, results }, null, 2)}\n`);
+  renameSync(tmp, args.out);
+}
+
+const results = load();
+const started = performance.now();
+for (const data of DATASETS) {
+  const p = prepare(data);
+  const r = (results[data] ??= { chains: {} });
+  const classifier = loadClassifier(p.classifier);
+  const held = openDataset(data, { split: 'test' });
+  if (!r.reference) {
+    r.reference = evaluateReference(classifier, loadVQModel(p.vqgan), held, { count: COUNT, seed: 0 });
+    save(results);
+  }
+  for (const T of TS) {
+    for (const seed of SEEDS) {
+      const key = `T${T}-seed${seed}`;
+      const c = (r.chains[key] ??= { T, seed, parameters: parameters(T, p.K) });
+      const manifest = trainChain(p, data, T, seed);
+      const { chain, firstStage } = loadSamplingChain(manifest);
+      if (!c.samples) {
+        c.samples = evaluateSamples(classifier, chain, firstStage, null, { count: COUNT, seed: 100 + seed, onProgress: (d, n) => say(`${data} ${key} samples ${d}/${n}`) });
+        save(results);
+      }
+      if (!c.completion) {
+        c.completion = evaluateCompletion(classifier, chain, firstStage, null, held, { count: COUNT, seed: 200 + seed, mask: 'upper-half', onProgress: (d, n) => say(`${data} ${key} completion ${d}/${n}`) });
+        save(results);
+      }
+    }
+  }
+}
+
+// the table: mean ± standard error over seeds
+const PAPER: Record<number, [number, number]> = { 1: [12.44, 11.8], 2: [12.55, 9.25], 4: [10.69, 6.87], 8: [10.81, 6.64] };
+const meanSe = (xs: number[]) => {
+  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const se = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1) / xs.length) : NaN;
+  return `${m.toFixed(2)}${Number.isNaN(se) ? '' : ` ± ${se.toFixed(2)}`}`;
+};
+for (const data of DATASETS) {
+  const r = results[data];
+  console.log(`\n${data} (N = ${COUNT}, ${STEPS} steps per scale at batch ${BATCH}):`);
+  console.log('| T | parameters | unconditional FD | upper-half completion FD | completion L1 | paper FFHQ (uncond / completion) |');
+  console.log('|---|---|---|---|---|---|');
+  for (const ref of r.reference ?? []) console.log(`| ${ref.kind} | — | ${ref.frechet.toFixed(2)} | — | — | — |`);
+  for (const T of TS) {
+    const runs = Object.values(r.chains).filter((c) => c.T === T && c.samples && c.completion);
+    if (!runs.length) continue;
+    console.log(`| ${T} | ${(runs[0].parameters / 1e6).toFixed(2)}M | ${meanSe(runs.map((c) => c.samples!.frechet))} | ${meanSe(runs.map((c) => c.completion!.frechet))} | ` +
+      `${meanSe(runs.map((c) => c.completion!.regionL1 as number))} | ${PAPER[T] ? `${PAPER[T][0]} / ${PAPER[T][1]}` : '—'} |`);
+  }
+}
+say(`done in ${((performance.now() - started) / 60000).toFixed(1)} min → ${args.out}`);
