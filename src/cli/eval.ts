@@ -12,7 +12,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { UsageError, integer, number, need } from './args.js';
-import { openDataset, type ImageDataset } from '../data/index.js';
+import { openDataset, subset, type ImageDataset } from '../data/index.js';
 import { loadSamplingChain, isNamedMask, NAMED_MASKS } from '../sample/index.js';
 import { loadVQModel } from '../vqgan/index.js';
 import {
@@ -39,6 +39,9 @@ Examples:
   imagebart eval samples --chain models/mnist/chain.json --classifier models/mnist/classifier.safetensors --count 1000
   imagebart eval completion --chain models/mnist/chain.json --classifier models/mnist/classifier.safetensors --data mnist --mask upper-half
 
+classifier options:
+  --data NAME  --out FILE  --steps N (default 1500)  --batch-size N (128)  --max-images N (train on the first N)
+
 Common options:
   --classifier FILE   the feature classifier (eval classifier --out)
   --data NAME         held-out images: the test split of mnist, fashion-mnist, emoji-google, emoji-twitter or a folder
@@ -58,6 +61,7 @@ const OPTIONS = {
   data: { type: 'string' },
   out: { type: 'string' },
   steps: { type: 'string' },
+  'max-images': { type: 'string' },
   classifier: { type: 'string' },
   vqgan: { type: 'string' },
   chain: { type: 'string' },
@@ -123,7 +127,9 @@ async function classifierCommand(v: Values): Promise<number> {
   const name = need(v.data, 'data');
   const out = need(v.out, 'out');
   if (existsSync(out)) throw new UsageError(`${out} exists: choose another --out (a classifier is never overwritten)`);
-  const train = openDataset(name, { split: 'train' });
+  const all = openDataset(name, { split: 'train' });
+  const limit = integer(v['max-images'], 'max-images', 1);
+  const train = limit && limit < all.size ? subset(all, Array.from({ length: limit }, (_, i) => i), `${all.name}[:${limit}]`) : all;
   const test = openDataset(name, { split: 'test', channels: train.channels });
   const steps = integer(v.steps, 'steps', 1) ?? 1500;
   const trained = trainClassifier(train, test, {

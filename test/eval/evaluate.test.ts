@@ -1,0 +1,68 @@
+/** The evaluations end to end on a tiny chain, and the CLI's refusal of mismatched image sizes. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { manualSeed } from '../../src/torch/index.js';
+import { loadMnist, subset } from '../../src/data/index.js';
+import { makeConfig, VQModel, saveVQModel } from '../../src/vqgan/index.js';
+import { trainClassifier, saveClassifier, evaluateReference, evaluateSamples, evaluateCompletion } from '../../src/eval/index.js';
+import { tinyChain, patchStage } from '../sample/tiny.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'imagebart-evaluate-'));
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+const first = (n: number, split: 'train' | 'test') => subset(loadMnist({ split }), Array.from({ length: n }, (_, i) => i), `mnist:${split}[:${n}]`);
+const classifier = trainClassifier(first(300, 'train'), first(100, 'test'), { steps: 15, batchSize: 32 });
+const CLI = join(process.cwd(), 'dist/src/cli/main.js');
+
+test('reference, samples and completion records on a tiny chain (8×8 tokens → 32×32 images)', () => {
+  const K = 16;
+  const stage = patchStage(K, [8, 8]);
+  const heldOut = first(60, 'test');
+  const [real, rec] = evaluateReference(classifier, stage, heldOut, { count: 40, batchSize: 20, seed: 1 });
+  assert.equal(real.kind, 'real');
+  assert.equal(rec.kind, 'reconstruction');
+  assert.equal(real.n, 40);
+  assert.ok(real.frechet >= 0 && rec.frechet > real.frechet, `coarse 8×8 grey patches are further from digits than the digits (${rec.frechet} vs ${real.frechet})`);
+  const chain = { ...tinyChain({ K, T: 2, shape: [8, 8], classes: 11, seed: 1 }), nullClass: 10 };
+  const balanced = evaluateSamples(classifier, chain, stage, 10, { count: 20, batchSize: 10, seed: 2 });
+  assert.equal(balanced.n, 20);
+  assert.ok(balanced.accuracy !== undefined && balanced.accuracy >= 0 && balanced.accuracy <= 1);
+  const uncond = evaluateSamples(classifier, chain, stage, 10, { count: 10, batchSize: 10, seed: 2, classChoice: 'null' });
+  assert.equal(uncond.accuracy, undefined, 'unconditional samples have no intended label');
+  const guided = evaluateSamples(classifier, chain, stage, 10, { count: 10, batchSize: 10, seed: 2, guidance: 2 });
+  assert.equal(guided.guidance, 2);
+  const c = evaluateCompletion(classifier, chain, stage, 10, heldOut, { count: 10, batchSize: 5, seed: 3, mask: 'upper-half' });
+  assert.equal(c.kind, 'completion');
+  assert.ok((c.regionL1 as number) > 0 && Number.isFinite(c.regionPsnr as number));
+  assert.ok(c.labelKept !== undefined);
+  manualSeed(0);
+  const plain = { ...tinyChain({ K, T: 2, shape: [8, 8], classes: 10, seed: 1 }) };
+  assert.throws(() => evaluateSamples(classifier, plain, stage, 10, { count: 4, classChoice: 'null' }), /null class/);
+  assert.throws(() => evaluateReference(classifier, patchStage(K, [4, 4]), heldOut, { count: 4 }), /32×32.*16×16|16×16/);
+});
+
+test('imagebart eval refuses a dataset whose images differ from the model\'s, naming both sizes', () => {
+  const path = join(dir, 'classifier.safetensors');
+  saveClassifier(path, classifier);
+  manualSeed(0);
+  const vq = new VQModel(makeConfig({
+    ddconfig: { resolution: 16, inChannels: 1, outCh: 1, ch: 16, chMult: [1, 2], numResBlocks: 1, attnResolutions: [], zChannels: 8, doubleZ: false, dropout: 0, normGroups: 8 },
+    nEmbed: 16, embedDim: 8,
+  }));
+  const vqPath = join(dir, 'vq16.safetensors');
+  saveVQModel(vqPath, vq);
+  const r = spawnSync(process.execPath, [CLI, 'eval', 'reference', '--vqgan', vqPath, '--classifier', path, '--data', 'mnist', '--count', '8'], { encoding: 'utf-8' });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /16×16 images but the classifier .* reads 1-channel 32×32/);
+  const rgb = spawnSync(process.execPath, [CLI, 'eval', 'reference', '--vqgan', vqPath, '--classifier', path, '--data', 'emoji-google', '--count', '8'], { encoding: 'utf-8' });
+  assert.equal(rgb.status, 1);
+  assert.match(rgb.stderr, /3-channel|channel/);
+  const out = join(dir, 'again.safetensors');
+  const exists = spawnSync(process.execPath, [CLI, 'eval', 'classifier', '--data', 'mnist', '--out', path], { encoding: 'utf-8' });
+  assert.equal(exists.status, 2);
+  assert.match(exists.stderr, /exists/);
+  assert.ok(!existsSync(out));
+});
