@@ -24,7 +24,7 @@ import { join, relative, resolve } from 'node:path';
 import { openDataset } from '../src/data/index.js';
 import { loadSamplingChain } from '../src/sample/index.js';
 import { loadVQModel } from '../src/vqgan/index.js';
-import { chainManifest, writeManifest, readTokenFile, createDenoiser, type ScaleModelConfig } from '../src/chain/index.js';
+import { NONE, chainManifest, writeManifest, readTokenFile, createDenoiser, type ScaleModelConfig } from '../src/chain/index.js';
 import { makeSchedule } from '../src/diffusion/index.js';
 import { loadClassifier, evaluateReference, evaluateSamples, evaluateCompletion, type EvalRecord } from '../src/eval/index.js';
 
@@ -111,7 +111,7 @@ function trainChain(p: Prepared, data: string, T: number, seed: number): string 
       '--steps', String(STEPS), '--batch-size', String(BATCH), '--lr', '6e-4', '--eval-every', '500', '--log-every', '250', '--seed', String(seed));
   }
   writeManifest(manifest, chainManifest({
-    vqgan: relative(dir, p.vqgan), remap: null, K: p.K, T, schedule: 'geometric', tokenShape: [8, 8], classes: null,
+    vqgan: relative(dir, p.vqgan), remap: null, K: p.K, T, schedule: 'geometric', tokenShape: [8, 8], conditioning: NONE,
     scales: Array.from({ length: T }, (_, i) => ({ t: i + 1, checkpoint: `scale${i + 1}/checkpoint.safetensors` })),
   }));
   return manifest;
@@ -159,11 +159,11 @@ for (const data of DATASETS) {
       const manifest = trainChain(p, data, T, seed);
       const { chain, firstStage } = loadSamplingChain(manifest);
       if (!c.samples) {
-        c.samples = evaluateSamples(classifier, chain, firstStage, null, { count: COUNT, seed: 100 + seed, onProgress: (d, n) => say(`${data} ${key} samples ${d}/${n}`) });
+        c.samples = evaluateSamples(classifier, chain, firstStage, { count: COUNT, seed: 100 + seed, onProgress: (d, n) => say(`${data} ${key} samples ${d}/${n}`) });
         save(results);
       }
       if (!c.completion) {
-        c.completion = evaluateCompletion(classifier, chain, firstStage, null, held, { count: COUNT, seed: 200 + seed, mask: 'upper-half', onProgress: (d, n) => say(`${data} ${key} completion ${d}/${n}`) });
+        c.completion = evaluateCompletion(classifier, chain, firstStage, held, { count: COUNT, seed: 200 + seed, mask: 'upper-half', onProgress: (d, n) => say(`${data} ${key} completion ${d}/${n}`) });
         save(results);
       }
     }

@@ -8,3 +8,4 @@ export * from './checkpoint.js';
 export * from './nll.js';
 export * from './trainer.js';
 export * from './manifest.js';
+export * from './conditioning.js';

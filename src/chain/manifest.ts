@@ -7,7 +7,7 @@
  *   "format": "imagebart-chain/1",
  *   "vqgan": "vqgan.safetensors", "remap": null,
  *   "K": 64, "T": 3, "schedule": "geometric", "beta": [0, 0.333…, 0.5, 1],
- *   "tokenShape": [8, 8], "classes": null,
+ *   "tokenShape": [8, 8], "conditioning": { "kind": "none" },
  *   "scales": [{ "t": 1, "checkpoint": "scale1/checkpoint.safetensors" }, …]
  * }
  */
@@ -15,6 +15,7 @@ import { readFileSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { makeSchedule, type Schedule, type ScheduleSpec } from '../diffusion/index.js';
 import type { Denoiser } from './denoiser.js';
+import { checkConditioning, classConditioning, conditioningShape, describeConditioning, type Conditioning } from './conditioning.js';
 import { loadScaleCheckpoint, exportScaleCheckpoint } from './checkpoint.js';
 
 export const CHAIN_MANIFEST_FORMAT = 'imagebart-chain/1';
@@ -32,8 +33,8 @@ export interface ChainManifest {
   beta: number[];
   /** Token grid [h, w]. */
   tokenShape: [number, number];
-  /** Number of classes of a class-conditional chain, else null. */
-  classes: number | null;
+  /** What the chain is conditioned on (manifests written before this field say `classes: n | null`). */
+  conditioning: Conditioning;
   scales: { t: number; checkpoint: string }[];
 }
 
@@ -51,11 +52,16 @@ export function writeManifest(path: string, m: ChainManifest): void {
 }
 
 export function readManifest(path: string): ChainManifest {
-  let m: ChainManifest;
+  let m: ChainManifest & { classes?: number | null };
   try {
     m = JSON.parse(readFileSync(path, 'utf-8')) as ChainManifest;
   } catch (e) {
     throw new Error(`chain manifest ${path}: ${(e as Error).message}`);
+  }
+  if (m && typeof m === 'object' && m.conditioning === undefined && 'classes' in m) {
+    // an older manifest: whether its class chain is nullable is read off the models in loadChain
+    const { classes, ...rest } = m;
+    m = { ...rest, conditioning: classConditioning(classes) };
   }
   checkManifest(m, path);
   return m;
@@ -76,6 +82,15 @@ export function loadChain(path: string, o: { ema?: boolean } = {}): { manifest: 
     if (clash) throw new Error(`chain manifest ${path}: checkpoint ${checkpoint}: ${clash}`);
     return denoiser;
   });
+  const c = manifest.conditioning;
+  if (c.kind === 'class' && !c.nullable && denoisers[0].shape.condVocab === c.classes + 1) manifest.conditioning = { ...c, nullable: true };
+  const want = conditioningShape(manifest.conditioning);
+  for (const d of denoisers) {
+    if ((d.shape.condLength ?? 0) !== want.condLength || (d.shape.condVocab ?? 0) !== want.condVocab) {
+      throw new Error(`chain manifest ${path}: scale ${d.t} takes ${d.shape.condLength ?? 0} conditioning tokens of ${d.shape.condVocab ?? 0} ids, ` +
+        `but the manifest's conditioning (${describeConditioning(manifest.conditioning)}) means ${want.condLength} of ${want.condVocab}`);
+    }
+  }
   return { manifest, schedule, denoisers, resolve: at };
 }
 
@@ -83,6 +98,7 @@ function checkManifest(m: ChainManifest, path: string): void {
   const bad = (why: string) => new Error(`chain manifest ${path}: ${why}`);
   if (m?.format !== CHAIN_MANIFEST_FORMAT) throw bad(`format '${m?.format}', expected '${CHAIN_MANIFEST_FORMAT}'`);
   if (!Number.isInteger(m.K) || m.K < 2 || !Number.isInteger(m.T) || m.T < 1) throw bad(`invalid K ${m.K} or T ${m.T}`);
+  checkConditioning(m.conditioning, `chain manifest ${path}`);
   const beta = makeSchedule(m.schedule, m.T).beta;
   if (JSON.stringify(beta) !== JSON.stringify(m.beta)) throw bad(`beta ${JSON.stringify(m.beta)} does not match schedule '${m.schedule}' (${JSON.stringify(beta)})`);
   const ts = m.scales.map((s) => s.t).sort((a, b) => a - b);

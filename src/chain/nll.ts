@@ -30,7 +30,7 @@ export function elboTerm(d: Denoiser, x0: Tensor, xtm1: Tensor, xt: Tensor, sche
 }
 
 /** The chain's negative ELBO on token grids x0 [M, h, w] (labels [M] for class-conditional chains). */
-export function chainNll(denoisers: readonly Denoiser[], x0: Tensor, schedule: Schedule, o: { labels?: Tensor; batchSize?: number } = {}): ChainNll {
+export function chainNll(denoisers: readonly Denoiser[], x0: Tensor, schedule: Schedule, o: { cond?: Tensor; batchSize?: number } = {}): ChainNll {
   const T = schedule.T;
   const byScale = [...denoisers].sort((a, b) => a.t - b.t);
   if (byScale.length !== T || byScale.some((d, i) => d.t !== i + 1)) {
@@ -43,7 +43,7 @@ export function chainNll(denoisers: readonly Denoiser[], x0: Tensor, schedule: S
     const n = Math.min(bs, M - start);
     noGrad(() => tidy(() => {
       const xb = x0.narrow(0, start, n).flatten(1);
-      const cond = o.labels?.narrow(0, start, n).view(n, 1);
+      const cond = o.cond?.narrow(0, start, n);
       const xs = forwardChain(xb, schedule, K);
       byScale.forEach((d, i) => (nats[i] += elboTerm(d, xb, xs[d.t - 1], xs[d.t], schedule, cond).item() * n));
     }));

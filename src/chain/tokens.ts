@@ -15,6 +15,8 @@ export interface TokenSet {
   labels?: Tensor;
   /** The codebook size the file declares, if any. */
   K?: number;
+  /** One caption per grid, when the file has them ('' where an image has none). */
+  captions?: string[];
   metadata: Record<string, string>;
 }
 
@@ -34,7 +36,18 @@ export function readTokenFile(path: string): TokenSet {
   const declared = metadata.K ?? metadata.num_tokens;
   const K = declared === undefined ? undefined : Number(declared);
   if (K !== undefined && !(Number.isInteger(K) && K > 0)) throw new Error(`token file ${path}: codebook size K = '${declared}' is not a positive integer`);
-  const set: TokenSet = { tokens: tokens.long(), labels: labels?.long(), K, metadata };
+  let captions: string[] | undefined;
+  if (metadata.captions !== undefined) {
+    try {
+      captions = JSON.parse(metadata.captions) as string[];
+    } catch {
+      throw new Error(`token file ${path}: its captions are not a JSON list`);
+    }
+    if (!Array.isArray(captions) || captions.length !== tokens.size(0) || captions.some((c) => typeof c !== 'string')) {
+      throw new Error(`token file ${path}: captions must list one string per grid (${tokens.size(0)})`);
+    }
+  }
+  const set: TokenSet = { tokens: tokens.long(), labels: labels?.long(), K, metadata, ...(captions ? { captions } : {}) };
   if (set.tokens.numel > 0 && set.tokens.min().item() < 0) throw new Error(`token file ${path}: negative token ids`);
   if (K !== undefined && set.tokens.numel > 0 && set.tokens.max().item() >= K) throw new Error(`token file ${path}: ids reach ${set.tokens.max().item()} but K = ${K}`);
   return set;

@@ -15,11 +15,12 @@
  */
 import { mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Tensor, autocast, manualSeed, noGrad, rand, randint, randperm, tidy } from '../torch/index.js';
+import { type Tensor, autocast, manualSeed, noGrad, rand, randint, randperm, tidy, where } from '../torch/index.js';
 import { AdamW, EMA, clipGradNorm, warmupCosine } from '../optim/index.js';
 import { makeSchedule, forwardChain, posterior, denoisingLoss, type Schedule, type ScheduleSpec } from '../diffusion/index.js';
 import { createDenoiser, type ChainShape, type Denoiser, type ScaleModelConfig } from './denoiser.js';
-import { readTokenFile } from './tokens.js';
+import { readTokenFile, type TokenSet } from './tokens.js';
+import { NONE, conditioningShape, conditionsOf, nullCondition, type Conditioning } from './conditioning.js';
 import { elboTerm } from './nll.js';
 import { saveScaleCheckpoint, readScaleCheckpoint, disposeCheckpoint, type ScaleSpec } from './checkpoint.js';
 
@@ -31,14 +32,15 @@ export interface ScaleTrainConfig {
     K: number;
     T: number;
     schedule: ScheduleSpec;
-    /** Condition on the token file's labels, ids 0..classes-1. */
-    classes?: number;
-    /**
-     * Probability of replacing a training label by the null class (id `classes`), so that one model
-     * learns p(x | c) and p(x) and can sample with classifier-free guidance; default 0 (no null class).
-     */
-    classDropout?: number;
+    /** What the chain is conditioned on (default none): class labels or captions of the token file. */
+    conditioning?: Conditioning;
   };
+  /**
+   * Probability of replacing an example's condition by the null condition (null class, empty caption)
+   * during training, so that one model learns p(x | c) and p(x) and can sample with classifier-free
+   * guidance; needs a `nullable` conditioning. Default 0.
+   */
+  conditionDropout?: number;
   model: ScaleModelConfig;
   /** Token file to train on. */
   train: string;
@@ -103,24 +105,28 @@ export class ScaleTrainer {
   /** Fixed validation pairs: x_0, x_{t-1}, x_t [M, N]. */
   private readonly valSet: Split & { xtm1: Tensor; xt: Tensor };
   private readonly lrAt: (step: number) => number;
+  /** [1, condLength]: what dropped conditions become. */
+  private readonly nullCond?: Tensor;
   private readonly log: (line: string) => void;
 
   constructor(config: ScaleTrainConfig, o: { log?: (line: string) => void } = {}) {
     this.cfg = {
       valSize: 256, batchSize: 32, lr: 3e-4, warmup: Math.ceil(config.steps / 20), minLr: 0, weightDecay: 0.01, gradClip: 1,
-      emaDecay: 0.9999, alphaMix: config.t === 1 ? 0 : 1, autocast: false, evalEvery: 500, logEvery: 50, seed: 0,
+      emaDecay: 0.9999, alphaMix: config.t === 1 ? 0 : 1, autocast: false, evalEvery: 500, logEvery: 50, seed: 0, conditionDropout: 0,
       ...Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) as ScaleTrainConfig,
     };
     this.log = o.log ?? ((line) => process.stderr.write(`${line}\n`));
     const { t, chain } = this.cfg;
     manualSeed(this.cfg.seed);
-    const data = this.loadData();
+    const conditioning = chain.conditioning ?? NONE;
+    const data = this.loadData(conditioning);
     const [, h, w] = data.gridShape;
-    const dropout = chain.classDropout ?? 0;
-    if (!(dropout >= 0 && dropout < 1)) throw new RangeError(`classDropout must lie in [0, 1), got ${dropout}`);
-    if (dropout > 0 && !chain.classes) throw new Error('classDropout needs a class-conditional chain (classes)');
-    const condVocab = chain.classes ? chain.classes + (dropout > 0 ? 1 : 0) : 0;
-    const shape: ChainShape = { K: chain.K, T: chain.T, tokens: h * w, ...(chain.classes ? { condLength: 1, condVocab } : {}) };
+    const dropout = this.cfg.conditionDropout;
+    if (!(dropout >= 0 && dropout < 1)) throw new RangeError(`conditionDropout must lie in [0, 1), got ${dropout}`);
+    if (dropout > 0 && (conditioning.kind === 'none' || !conditioning.nullable)) throw new Error('conditionDropout needs a nullable class or text conditioning');
+    this.nullCond = conditioning.kind !== 'none' && conditioning.nullable ? nullCondition(conditioning).keep() : undefined;
+    const { condLength, condVocab } = conditioningShape(conditioning);
+    const shape: ChainShape = { K: chain.K, T: chain.T, tokens: h * w, ...(condLength ? { condLength, condVocab } : {}) };
     this.spec = { t, shape, schedule: chain.schedule, model: this.cfg.model };
     this.schedule = makeSchedule(chain.schedule, chain.T);
     this.denoiser = createDenoiser(t, this.cfg.model, shape, this.schedule);
@@ -167,7 +173,7 @@ export class ScaleTrainer {
     const loss = tidy(() => {
       const idx = randint(0, this.trainSet.x0.size(0), [batchSize]);
       const x0 = this.trainSet.x0.index([idx]);
-      const cond = this.dropLabels(this.trainSet.cond?.index([idx]));
+      const cond = this.dropConditions(this.trainSet.cond?.index([idx]));
       const xs = noGrad(() => forwardChain(x0, this.schedule, chain.K, { steps: this.denoiser.t }));
       const [xtm1, xt] = [xs[this.denoiser.t - 1], xs[this.denoiser.t]];
       const logits = autocast(() => this.denoiser.logits(xt, xtm1, cond), { enabled: this.cfg.autocast }).float();
@@ -184,11 +190,11 @@ export class ScaleTrainer {
     return { loss, lr, gradNorm };
   }
 
-  /** Labels with each replaced by the null class with probability `classDropout`. */
-  private dropLabels(cond: Tensor | undefined): Tensor | undefined {
-    const p = this.cfg.chain.classDropout ?? 0;
+  /** Conditions [B, condLength], each replaced by the null condition with probability `conditionDropout`. */
+  private dropConditions(cond: Tensor | undefined): Tensor | undefined {
+    const p = this.cfg.conditionDropout;
     if (!cond || p === 0) return cond;
-    return cond.maskedFill(rand(cond.shape).lt(p), this.cfg.chain.classes!);
+    return where(rand([cond.size(0), 1]).lt(p), this.nullCond!, cond);
   }
 
   /** Validation NLL (bits per token of this scale's ELBO term) with the training and the EMA weights. */
@@ -235,32 +241,30 @@ export class ScaleTrainer {
   }
 
   /** Train grids and held-out validation grids ([M, N] int64, labels [M, 1] when class-conditional). */
-  private loadData(): { train: Split; val: Split; gridShape: number[] } {
+  private loadData(conditioning: Conditioning): { train: Split; val: Split; gridShape: number[] } {
     const { chain, valSize } = this.cfg;
     const trainFile = readTokenFile(this.cfg.train);
     if (trainFile.K !== undefined && trainFile.K !== chain.K) throw new Error(`${this.cfg.train} holds tokens of a K = ${trainFile.K} codebook, the chain is configured with K = ${chain.K}`);
-    const split = (tokens: Tensor, labels: Tensor | undefined, idx?: Tensor): Split => {
-      const pick = (x: Tensor) => (idx ? x.index([idx]) : x);
-      const x0 = pick(tokens).flatten(1).keep();
+    /** Grids [M, N] and their conditions [M, condLength] of `file` (the first `count`, or those at `idx`). */
+    const split = (file: TokenSet, path: string, select: { idx?: Tensor; count?: number }): Split => {
+      const { idx, count } = select;
+      const pick = (x: Tensor) => (idx ? x.index([idx]) : count !== undefined ? x.narrow(0, 0, count) : x);
+      const x0 = pick(file.tokens).flatten(1).keep();
       if (x0.numel > 0 && x0.max().item() >= chain.K) throw new Error(`token ids reach ${x0.max().item()} but the chain has K = ${chain.K}`);
-      if (!chain.classes) return { x0 };
-      if (!labels) throw new Error('a class-conditional chain needs labels in the token file');
-      const cond = pick(labels).view(-1, 1).keep();
-      if (cond.min().item() < 0 || cond.max().item() >= chain.classes) throw new Error(`labels must lie in 0..${chain.classes - 1}`);
-      return { x0, cond };
+      const cond = conditionsOf(file, conditioning, path, select);
+      return cond ? { x0, cond: cond.keep() } : { x0 };
     };
     if (this.cfg.val) {
       const valFile = readTokenFile(this.cfg.val);
-      const m = Math.min(valSize, valFile.tokens.size(0));
-      const val = split(valFile.tokens.narrow(0, 0, m), valFile.labels?.narrow(0, 0, m));
-      return { train: split(trainFile.tokens, trainFile.labels), val, gridShape: trainFile.tokens.shape };
+      const count = Math.min(valSize, valFile.tokens.size(0));
+      return { train: split(trainFile, this.cfg.train, {}), val: split(valFile, this.cfg.val, { count }), gridShape: trainFile.tokens.shape };
     }
     const n = trainFile.tokens.size(0);
     if (n <= valSize) throw new Error(`${this.cfg.train} has ${n} grids: too few to hold out ${valSize} for validation`);
     const held = heldOutSplit(n, valSize, this.cfg.seed);
     return {
-      val: split(trainFile.tokens, trainFile.labels, held.val),
-      train: split(trainFile.tokens, trainFile.labels, held.train),
+      val: split(trainFile, this.cfg.train, { idx: held.val }),
+      train: split(trainFile, this.cfg.train, { idx: held.train }),
       gridShape: trainFile.tokens.shape,
     };
   }

@@ -20,7 +20,8 @@ import { type Tensor, manualSeed, readSafetensorsHeader } from '../torch/index.j
 import { makeSchedule, type ScheduleSpec } from '../diffusion/index.js';
 import {
   ScaleTrainer, checkpointPath, exportChain, heldOutSplit, readTokenFile, chainManifest, writeManifest, loadChain, chainNll,
-  type ScaleTrainConfig, type ScaleModelConfig, type ValRecord, type ChainManifest,
+  NONE, conditionsOf, textConditioning,
+  type ScaleTrainConfig, type ScaleModelConfig, type ValRecord, type ChainManifest, type Conditioning, type TokenSet,
 } from '../chain/index.js';
 
 const HELP = `imagebart chain <command> [options]
@@ -60,8 +61,10 @@ Chain:
                      (bernoulli_PSIM, ffhq_bernoulli_PSIM, …)
   --K N              codebook size (default: what the token file declares)
   --classes N        condition on the token file's labels 0..N-1
-  --class-dropout P  replace a label by the null class (id N) with probability P, so the chain also
-                     samples unconditionally and with classifier-free guidance (e.g. 0.1)
+  --caption-length L condition on the token file's captions, CLIP-BPE tokenized to L tokens
+  --cond-dropout P   replace a condition by the null one (null class, empty caption) with probability
+                     P, so the chain also samples unconditionally and with classifier-free guidance
+                     (e.g. 0.1)
 
 Model (the defaults give 2-4M parameters per scale on 8×8 grids of ≤ 512 codes):
   --width N          model width (default ${DEFAULTS.width})
@@ -120,7 +123,8 @@ const TRAIN_OPTIONS = {
   schedule: { type: 'string' },
   K: { type: 'string' },
   classes: { type: 'string' },
-  'class-dropout': { type: 'string' },
+  'caption-length': { type: 'string' },
+  'cond-dropout': { type: 'string' },
   width: { type: 'string' },
   heads: { type: 'string' },
   'enc-depth': { type: 'string' },
@@ -192,17 +196,33 @@ function modelConfig(v: TrainValues, t: number, T: number): ScaleModelConfig {
   };
 }
 
+/**
+ * The conditioning of --classes / --caption-length (nullable with --cond-dropout). A text chain's
+ * vocabulary is read off the training file's captions, so every scale's process builds the same one.
+ */
+function conditioningFlags(v: TrainValues, file: TokenSet): Conditioning {
+  const classes = int(v.classes, 'classes', 1), length = int(v['caption-length'], 'caption-length', 2);
+  const nullable = (probability(v['cond-dropout'], 'cond-dropout') ?? 0) > 0;
+  if (classes !== undefined && length !== undefined) throw new UsageError('give --classes or --caption-length, not both');
+  if (classes !== undefined) return { kind: 'class', classes, nullable };
+  if (length !== undefined) {
+    if (!file.captions) throw new UsageError(`${v.tokens} has no captions: a text-conditional chain needs a token file of a captioned dataset`);
+    return textConditioning(file.captions, length, nullable);
+  }
+  if (nullable) throw new UsageError('--cond-dropout needs --classes or --caption-length');
+  return NONE;
+}
+
 /** Scale t's training config from the options; unset ones take the trainer's defaults. */
-function scaleConfig(v: TrainValues, out: string, t: number, declaredK: number | undefined): ScaleTrainConfig {
+function scaleConfig(v: TrainValues, out: string, t: number, declaredK: number | undefined, conditioning: Conditioning): ScaleTrainConfig {
+  const conditionDropout = probability(v['cond-dropout'], 'cond-dropout') ?? 0;
   const T = int(v.T, 'T') ?? DEFAULTS.T;
   const K = int(v.K, 'K', 2) ?? declaredK;
   if (K === undefined) throw new UsageError(`${v.tokens} does not declare its codebook size: pass --K`);
-  const classes = int(v.classes, 'classes');
-  const classDropout = probability(v['class-dropout'], 'class-dropout');
-  if (classDropout !== undefined && !classes) throw new UsageError('--class-dropout needs --classes');
   return {
     t,
-    chain: { K, T, schedule: scheduleSpec(v.schedule ?? DEFAULTS.schedule, T), ...(classes ? { classes } : {}), ...(classDropout ? { classDropout } : {}) },
+    chain: { K, T, schedule: scheduleSpec(v.schedule ?? DEFAULTS.schedule, T), conditioning },
+    conditionDropout,
     model: modelConfig(v, t, T),
     train: resolve(need(v.tokens, 'tokens')),
     val: v.val === undefined ? undefined : resolve(v.val),
@@ -230,9 +250,10 @@ async function train(v: TrainValues): Promise<number> {
   if (!existsSync(tokens)) throw new UsageError(`token file ${tokens} does not exist`);
   const file = readTokenFile(tokens); // fails early and clearly on a corrupt or inconsistent file
   const [, h, w] = file.tokens.shape;
+  const conditioning = conditioningFlags(v, file);
   file.tokens.dispose();
   file.labels?.dispose();
-  const configs = scales.map((t) => scaleConfig(v, out, t, file.K));
+  const configs = scales.map((t) => scaleConfig(v, out, t, file.K, conditioning));
   for (const p of ['val', 'vqgan', 'remap'] as const) if (v[p] !== undefined && !existsSync(v[p])) throw new UsageError(`--${p} ${v[p]} does not exist`);
   if (!v.all) return trainScale(configs[0]);
 
@@ -241,7 +262,7 @@ async function train(v: TrainValues): Promise<number> {
     remap: v.remap ? relative(out, v.remap) : null,
     K: configs[0].chain.K, T, schedule: configs[0].chain.schedule,
     tokenShape: [h, w],
-    classes: configs[0].chain.classes ?? null,
+    conditioning,
     scales: configs.map((c) => ({ t: c.t, checkpoint: relative(out, checkpointPath(c.out)) })),
   });
   const quality = v.classifier === undefined ? undefined : {
@@ -397,7 +418,7 @@ function validationConfig(m: ChainManifest, manifestPath: string, at: (p: string
 /** Token grids [M, h, w] (labels [M] for a class-conditional chain) to score, checked against the chain. */
 function gridsToScore(
   v: NllValues, split: 'test' | 'val', manifestPath: string, m: ChainManifest, at: (p: string) => string,
-): { source: string; tokens: Tensor; labels?: Tensor } {
+): { source: string; tokens: Tensor; cond?: Tensor } {
   const c = split === 'val' ? validationConfig(m, manifestPath, at) : undefined;
   const source = need(v.tokens ?? c?.val ?? c?.train, 'tokens');
   if (!existsSync(source)) throw new UsageError(`token file ${source} does not exist`);
@@ -411,11 +432,8 @@ function gridsToScore(
   const [h, w] = m.tokenShape;
   if (tokens.size(1) !== h || tokens.size(2) !== w) throw new Error(`${source} holds ${tokens.size(1)}×${tokens.size(2)} grids, the chain models ${h}×${w}`);
   if (tokens.numel > 0 && tokens.max().item() >= m.K) throw new Error(`${source}: token ids reach ${tokens.max().item()} but the chain has K = ${m.K}`);
-  if (m.classes === null) return { source, tokens };
-  if (!file.labels) throw new Error(`the chain is class-conditional but ${source} has no labels`);
-  const labels = pick(file.labels);
-  if (labels.numel > 0 && (labels.min().item() < 0 || labels.max().item() >= m.classes)) throw new Error(`${source}: labels must lie in 0..${m.classes - 1}`);
-  return { source, tokens, labels };
+  const cond = conditionsOf(file, m.conditioning, source, rows ? { idx: rows.narrow(0, 0, n) } : { count: n });
+  return { source, tokens, ...(cond ? { cond } : {}) };
 }
 
 function nll(v: NllValues): number {
@@ -428,10 +446,10 @@ function nll(v: NllValues): number {
   const seed = int(v.seed, 'seed', 0) ?? 0;
   if (!existsSync(manifestPath)) throw new UsageError(`chain manifest ${manifestPath} does not exist`);
   const { manifest: m, schedule, denoisers, resolve: at } = loadChain(manifestPath, { ema: weights === 'ema' });
-  const { source, tokens, labels } = gridsToScore(v, split, manifestPath, m, at);
+  const { source, tokens, cond } = gridsToScore(v, split, manifestPath, m, at);
   const started = performance.now();
   manualSeed(seed);
-  const r = chainNll(denoisers, tokens, schedule, { labels, batchSize });
+  const r = chainNll(denoisers, tokens, schedule, { cond, batchSize });
   const seconds = (performance.now() - started) / 1000;
   const [h, w] = m.tokenShape;
   if (v.json) {

@@ -49,7 +49,8 @@ Common options:
   --batch-size N      (default 100 for reference, 50 for samples/completion)
   --seed N            which held-out images and which sampling noise (default 0)
   --class C           class-conditional chains: balanced (default: every class in turn), null (the null
-                      class: unconditional), or a class id
+                      class: unconditional), or a class id; completions: null (default) or label (the
+                      true label of each completed image)
   --guidance S        classifier-free guidance scale (chains trained with --class-dropout)
   --temperature X  --top-k N  --top-p X   sampling settings of every scale
   --log FILE          append each result as a JSON line
@@ -90,7 +91,7 @@ function heldOut(v: Values, resolution: number, channels: 1 | 3): ImageDataset {
 
 function classChoice(v: string | undefined): ClassChoice {
   if (v === undefined || v === 'balanced') return 'balanced';
-  if (v === 'null') return 'null';
+  if (v === 'null' || v === 'label') return v;
   const n = integer(v, 'class');
   if (n === undefined) throw new UsageError('--class must be balanced, null or a class id');
   return n;
@@ -162,7 +163,7 @@ async function referenceCommand(v: Values): Promise<number> {
 async function chainCommand(v: Values, completion: boolean): Promise<number> {
   const classifier = loadClassifier(need(v.classifier, 'classifier'));
   const chainPath = need(v.chain, 'chain');
-  const { chain, firstStage, manifest } = loadSamplingChain(chainPath);
+  const { chain, firstStage } = loadSamplingChain(chainPath);
   const common = {
     count: integer(v.count, 'count', 2), batchSize: integer(v['batch-size'], 'batch-size', 1), seed: integer(v.seed, 'seed'),
     classChoice: classChoice(v.class), guidance: number(v.guidance, 'guidance'), settings: settings(v),
@@ -172,10 +173,10 @@ async function chainCommand(v: Values, completion: boolean): Promise<number> {
     const mask = v.mask ?? 'upper-half';
     if (!isNamedMask(mask)) throw new UsageError(`--mask ${mask}: expected one of ${NAMED_MASKS.join(', ')}`);
     const { resolution, inChannels } = firstStage.config.ddconfig;
-    record = evaluateCompletion(classifier, chain, firstStage, manifest.classes, heldOut(v, resolution, inChannels as 1 | 3), { ...common, mask, onProgress: progress('completion') });
+    record = evaluateCompletion(classifier, chain, firstStage, heldOut(v, resolution, inChannels as 1 | 3), { ...common, mask, onProgress: progress('completion') });
   } else {
     if (v.data !== undefined) throw new UsageError('eval samples compares against the classifier\'s reference statistics: --data is not used');
-    record = evaluateSamples(classifier, chain, firstStage, manifest.classes, { ...common, onProgress: progress('samples') });
+    record = evaluateSamples(classifier, chain, firstStage, { ...common, onProgress: progress('samples') });
   }
   report(v, [record], { chain: chainPath, classifier: v.classifier });
   return 0;

@@ -7,12 +7,13 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { randomInt } from 'node:crypto';
-import { tensor, getThreads, setThreads } from '../torch/index.js';
-import { UsageError, integer, need } from './args.js';
+import { getThreads, setThreads } from '../torch/index.js';
+import { UsageError, integer, number, need } from './args.js';
+import { describeConditioning, encodeConditions, nullCondition, type ChainManifest, type Condition, type Conditioning } from '../chain/index.js';
 import { decodeImage, encodePng, makeGrid } from '../data/index.js';
 import {
   DECODINGS, NAMED_MASKS, decodeTokens, editImage, invertMask, isNamedMask, loadSamplingChain, maskFromImage, namedMask, sample,
-  type Decoding, type FirstStage, type SamplingChain, type ScaleSettings,
+  type Decoding, type FirstStage, type Guidance, type SamplingChain, type ScaleSettings,
 } from '../sample/index.js';
 
 const SETTINGS_HELP = `Per-scale values (--temperature, --top-k, --top-p, --repeats) are one value for every scale or a
@@ -34,6 +35,10 @@ Options:
   --top-k N[,…]         keep the N most likely codes (default: all)
   --top-p X[,…]         nucleus sampling mass (default 1: off)
   --class N[,…]         class ids of a class-conditional chain: one for all images or one per image
+                        ('null': the null class of a chain trained with --cond-dropout: unconditional)
+  --prompt TEXT[|…]     caption(s) of a text-conditional chain: one for all images or one per image
+  --guidance S          classifier-free guidance scale (chains trained with --cond-dropout): logits
+                        l_u + S·(l_c − l_u); 1 is plain conditional sampling, > 1 sharper
   --grid HxW            token grid larger than the trained one: sliding-window sampling
   --decoding MODE       cached (default), uncached (re-run the decoder prefix per token) or official
   --intermediates       also write FILE-steps.png: each image's x_T … x_0 decoded, coarse to fine
@@ -61,7 +66,8 @@ Options:
   --count N             edits of the one input (default 4)
   --seed N              seed (default: random, recorded in the sidecar)
   --repeats N[,…]       repeats per scale (default: 3 per scale for geometric schedules, else 5; 1 at scale T)
-  --temperature X[,…]  --top-k N[,…]  --top-p X[,…]  --decoding MODE  --class N  --no-ema   as for sample
+  --temperature X[,…]  --top-k N[,…]  --top-p X[,…]  --decoding MODE  --class N  --prompt TEXT
+  --guidance S  --no-ema  as for sample
 
 ${SETTINGS_HELP}
 `;
@@ -76,6 +82,8 @@ const COMMON = {
   'top-k': { type: 'string' },
   'top-p': { type: 'string' },
   class: { type: 'string' },
+  prompt: { type: 'string' },
+  guidance: { type: 'string' },
   decoding: { type: 'string' },
   'no-ema': { type: 'boolean' },
 } satisfies ParseArgsConfig['options'];
@@ -127,20 +135,43 @@ function decodingFlag(v: string | undefined): Decoding {
   return v as Decoding;
 }
 
-/** --class for `count` images of a chain with `classes` classes (null: unconditional). */
-function classFlag(v: string | undefined, classes: number | null, count: number): number[] | undefined {
-  if (classes === null) {
-    if (v !== undefined) throw new UsageError('--class: this chain is unconditional');
-    return undefined;
+/**
+ * What each of `count` images is conditioned on, from --class (ids, or 'null' for the null class) or
+ * --prompt (a caption; several separated by '|'): one for all images or one per image.
+ */
+function conditionFlags(v: { class?: string; prompt?: string }, c: Conditioning, count: number): Condition[] | undefined {
+  const flag = c.kind === 'class' ? 'class' : c.kind === 'text' ? 'prompt' : undefined;
+  for (const f of ['class', 'prompt'] as const) {
+    if (v[f] !== undefined && f !== flag) {
+      throw new UsageError(`--${f}: ${c.kind === 'none' ? 'this chain is unconditional' : `this chain is conditioned on ${describeConditioning(c)}`}`);
+    }
   }
-  if (v === undefined) throw new UsageError(`--class is required: this chain is conditional on ${classes} classes`);
-  const ids = v.split(',').map((s) => integer(s.trim(), 'class')!);
-  if (ids.some((c) => c >= classes)) throw new UsageError(`--class: ids must lie in 0..${classes - 1}`);
-  if (ids.length !== 1 && ids.length !== count) throw new UsageError(`--class takes one id or one per image (${count}), got ${ids.length}`);
-  return Array.from({ length: count }, (_, i) => ids[ids.length === 1 ? 0 : i]);
+  if (!flag) return undefined;
+  const raw = v[flag];
+  if (raw === undefined) throw new UsageError(`--${flag} is required: this chain is conditioned on ${describeConditioning(c)}`);
+  const items: Condition[] = flag === 'class'
+    ? raw.split(',').map((s) => (s.trim() === 'null' ? null : integer(s.trim(), 'class')!))
+    : raw.split('|').map((s) => s.trim());
+  if (items.length !== 1 && items.length !== count) throw new UsageError(`--${flag} takes one value or one per image (${count}), got ${items.length}`);
+  const all = Array.from({ length: count }, (_, i) => items[items.length === 1 ? 0 : i]);
+  try {
+    encodeConditions(c, all)?.dispose(); // checks every value against the chain
+  } catch (e) {
+    throw new UsageError(`--${flag}: ${(e as Error).message}`);
+  }
+  return all;
 }
 
-const condTensor = (ids: number[] | undefined) => (ids ? tensor(BigInt64Array.from(ids, BigInt), [ids.length, 1]) : undefined);
+/** --guidance S: classifier-free guidance, for chains trained with dropped conditions. */
+function guidanceFlag(v: string | undefined, c: Conditioning): Guidance | undefined {
+  const scale = number(v, 'guidance');
+  if (scale === undefined) return undefined;
+  try {
+    return { scale, nullCond: nullCondition(c) };
+  } catch (e) {
+    throw new UsageError(`--guidance: ${(e as Error).message}`);
+  }
+}
 
 function writePng(path: string, png: { width: number; height: number; rgba: Uint8Array }): void {
   mkdirSync(dirname(resolve(path)), { recursive: true });
@@ -154,10 +185,10 @@ function writeSidecar(png: string, sidecar: Record<string, unknown>): string {
   return json;
 }
 
-function chainSummary(path: string, chain: SamplingChain, stage: FirstStage, ema: boolean, manifest: { K: number; T: number; schedule: unknown; classes: number | null }) {
+function chainSummary(path: string, chain: SamplingChain, stage: FirstStage, ema: boolean, manifest: ChainManifest) {
   return {
     manifest: resolve(path), K: manifest.K, T: manifest.T, schedule: manifest.schedule, beta: chain.schedule.beta,
-    tokenShape: chain.tokenShape, classes: manifest.classes, resolution: stage.config.ddconfig.resolution, ema,
+    tokenShape: chain.tokenShape, conditioning: describeConditioning(manifest.conditioning), resolution: stage.config.ddconfig.resolution, ema,
   };
 }
 
@@ -174,7 +205,8 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
   const out = v.out ?? 'samples.png';
   const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'] });
   const scales = settingsFlags(v, manifest.T);
-  const classes = classFlag(v.class, manifest.classes, count);
+  const conditions = conditionFlags(v, manifest.conditioning, count);
+  const guidance = guidanceFlag(v.guidance, manifest.conditioning);
   let grid: [number, number] | undefined;
   if (v.grid !== undefined) {
     const m = /^(\d+)x(\d+)$/.exec(v.grid);
@@ -191,7 +223,7 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
     const n = Math.min(batchSize, count - start);
     const r = sample(chain, {
       batch: n, seed: seed + i, scales, decoding, grid, intermediates: v.intermediates,
-      cond: condTensor(classes?.slice(start, start + n)),
+      cond: conditions && encodeConditions(manifest.conditioning, conditions.slice(start, start + n)), guidance,
       onScale: (t) => process.stderr.write(`\rbatch ${i + 1}/${Math.ceil(count / batchSize)}: scale ${t} done `),
     });
     settings = r.settings;
@@ -215,7 +247,7 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
   }
   const sidecar = writeSidecar(out, {
     command: 'sample', chain: chainSummary(chainPath, chain, firstStage, !v['no-ema'], manifest),
-    count, batchSize, seed, batches, settings, decoding, grid: grid ?? chain.tokenShape, classes: classes ?? null,
+    count, batchSize, seed, batches, settings, decoding, grid: grid ?? chain.tokenShape, conditions: conditions ?? null, guidance: guidance?.scale ?? null,
     intermediates: !!v.intermediates, files, seconds, imagesPerSecond: count / seconds, threads: getThreads(),
   });
   process.stderr.write(`${count} samples in ${seconds.toFixed(1)} s → ${files.join(', ')} (settings: ${sidecar})\n`);
@@ -234,14 +266,15 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
   const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'] });
   const scales = settingsFlags(v, manifest.T);
   const repeats = perScale(v.repeats, manifest.T, 'repeats', Number);
-  const classes = classFlag(v.class, manifest.classes, count);
+  const conditions = conditionFlags(v, manifest.conditioning, count);
+  const guidance = guidanceFlag(v.guidance, manifest.conditioning);
   const R = firstStage.config.ddconfig.resolution;
   let keep = typeof mask === 'string' ? namedMask(mask, R) : maskFromImage(mask, R);
   if (v.invert) keep = invertMask(keep);
   const seed = baseSeed(v.seed);
   const started = performance.now();
   const r = editImage(chain, firstStage, image, keep, {
-    count, seed, scales, decoding, composite: v.composite, cond: condTensor(classes),
+    count, seed, scales, decoding, composite: v.composite, cond: conditions && encodeConditions(manifest.conditioning, conditions), guidance,
     repeats: Object.keys(repeats).length ? repeats : undefined,
     onScale: (t, i) => process.stderr.write(`\rscale ${t}, repeat ${i + 1} done `),
   });
@@ -256,7 +289,7 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
     command: 'edit', chain: chainSummary(chainPath, chain, firstStage, !v['no-ema'], manifest),
     image: resolve(imagePath), mask: typeof mask === 'string' ? mask : resolve(maskArg), invert: !!v.invert, composite: !!v.composite,
     keptTokens: kept, tokens: r.keep.numel, count, seed: r.seed, settings: r.settings, repeats: r.repeats, decoding,
-    classes: classes ?? null, layout: 'input, masked input, reconstruction, edits', files: [out], seconds, threads: getThreads(),
+    conditions: conditions ?? null, guidance: guidance?.scale ?? null, layout: 'input, masked input, reconstruction, edits', files: [out], seconds, threads: getThreads(),
   });
   process.stderr.write(`${count} edits (${r.keep.numel - kept} of ${r.keep.numel} tokens repainted) in ${seconds.toFixed(1)} s → ${out} (settings: ${sidecar})\n`);
   return 0;

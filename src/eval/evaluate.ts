@@ -13,10 +13,11 @@
  *   pixels against the originals, and how often the classifier still sees the true label.
  * Images are drawn by a seeded permutation of the held-out split; every result records N and the seed.
  */
-import { type Tensor, tensor, noGrad, tidy, full } from '../torch/index.js';
+import { type Tensor, tensor, noGrad, tidy } from '../torch/index.js';
+import { NONE, describeConditioning, encodeConditions, nullCondition } from '../chain/index.js';
 import { permutation, collate, type ImageDataset } from '../data/index.js';
 import {
-  sample, maskedEdit, decodeTokens, namedMask, tokenMask, type SamplingChain, type FirstStage, type NamedMask, type ScaleSettings,
+  sample, maskedEdit, decodeTokens, namedMask, tokenMask, type SamplingChain, type FirstStage, type NamedMask, type ScaleSettings, type Guidance,
 } from '../sample/index.js';
 import type { TrainedClassifier } from './classifier.js';
 import { FeatureSet, regionError, type SampleMetrics } from './metrics.js';
@@ -30,8 +31,11 @@ export interface EvalCommon {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** How a class-conditional chain is sampled: every class in turn, one class, or its null class. */
-export type ClassChoice = 'balanced' | 'null' | number;
+/**
+ * How a class-conditional chain is sampled: every class in turn, one class, or its null class; a
+ * completion may also be conditioned on the true label of the image it completes ('label').
+ */
+export type ClassChoice = 'balanced' | 'null' | 'label' | number;
 
 export interface ChainEvalOptions extends EvalCommon {
   classChoice?: ClassChoice;
@@ -92,35 +96,41 @@ export function evaluateReference(classifier: TrainedClassifier, stage: FirstSta
   return out;
 }
 
-/** Conditioning for B images of a chain, and the labels they should be classified as. */
-function conditioning(chain: SamplingChain, choice: ClassChoice, classes: number | null, B: number, offset: number): { cond?: Tensor; labels?: number[] } {
-  if (classes === null) {
+/**
+ * Conditioning tokens for B images of a chain and the labels they should be classified as: nothing
+ * for an unconditional chain, the null class, or class ids (every class in turn from `offset`, or one).
+ */
+function conditioning(chain: SamplingChain, choice: ClassChoice, B: number, offset: number, trueLabels?: ArrayLike<number>): { cond?: Tensor; labels?: number[]; guided: boolean } {
+  const c = chain.conditioning ?? NONE;
+  if (c.kind === 'none') {
     if (choice !== 'balanced' && choice !== 'null') throw new Error('class-conditional sampling asked of an unconditional chain');
-    return {};
+    return { guided: false };
   }
-  if (choice === 'null') {
-    if (chain.nullClass === undefined) throw new Error('this chain was trained without dropped labels: it has no null class to sample unconditionally');
-    return { cond: full([B, 1], chain.nullClass, { dtype: 'int64' }) };
-  }
-  const labels = Array.from({ length: B }, (_, i) => (choice === 'balanced' ? (offset + i) % classes : choice));
-  if (labels.some((l) => !(Number.isInteger(l) && l >= 0 && l < classes))) throw new RangeError(`class ids must lie in 0..${classes - 1}`);
-  return { cond: tensor(BigInt64Array.from(labels, BigInt), [B, 1]), labels };
+  if (c.kind !== 'class') throw new Error(`evaluations condition on classes; this chain is conditioned on ${describeConditioning(c)}`);
+  if (choice === 'null') return { cond: encodeConditions(c, new Array<null>(B).fill(null)), guided: false };
+  if (choice === 'label' && !trueLabels) throw new Error("'label' conditioning needs the images' labels");
+  const labels = Array.from({ length: B }, (_, i) => (trueLabels ? trueLabels[i] : typeof choice === 'number' ? choice : (offset + i) % c.classes));
+  return { cond: encodeConditions(c, labels), labels, guided: true };
+}
+
+/** Classifier-free guidance at `scale` for the chain, when asked for and conditioned. */
+function guidanceFor(chain: SamplingChain, scale: number | undefined, guided: boolean): Guidance | undefined {
+  return scale === undefined || !guided ? undefined : { scale, nullCond: nullCondition(chain.conditioning ?? NONE) };
 }
 
 /** N samples of the chain. */
-export function evaluateSamples(classifier: TrainedClassifier, chain: SamplingChain, stage: FirstStage, classes: number | null, o: ChainEvalOptions = {}): EvalRecord {
+export function evaluateSamples(classifier: TrainedClassifier, chain: SamplingChain, stage: FirstStage, o: ChainEvalOptions = {}): EvalRecord {
   const { count = 1000, batchSize = 50, seed = 0, classChoice = 'balanced', guidance } = o;
   const { resolution: R, outCh } = stage.config.ddconfig;
   checkResolution(classifier, outCh, R, 'the chain\'s VQGAN');
-  if (guidance !== undefined && chain.nullClass === undefined) throw new Error('classifier-free guidance needs a chain trained with dropped labels (a null class)');
+  if (guidance !== undefined) nullCondition(chain.conditioning ?? NONE).dispose(); // fails early for chains without a null condition
   const started = performance.now();
   const set = new FeatureSet(classifier.model);
   for (let s = 0, i = 0; s < count; s += batchSize, i++) {
     const B = Math.min(batchSize, count - s);
     noGrad(() => tidy(() => {
-      const { cond, labels } = conditioning(chain, classChoice, classes, B, s);
-      const g = guidance !== undefined && cond && classChoice !== 'null' ? { scale: guidance, nullCond: full([1, 1], chain.nullClass!, { dtype: 'int64' }) } : undefined;
-      const r = sample(chain, { batch: B, seed: seed + i, cond, guidance: g, settings: o.settings });
+      const { cond, labels, guided } = conditioning(chain, classChoice, B, s);
+      const r = sample(chain, { batch: B, seed: seed + i, cond, guidance: guidanceFor(chain, guidance, guided), settings: o.settings });
       const { data } = decodeTokens(stage, r.tokens);
       set.add(tensor(data, [B, outCh, R, R]).clamp(-1, 1), labels);
     }));
@@ -139,7 +149,7 @@ export interface CompletionOptions extends ChainEvalOptions {
 }
 
 /** N held-out images with the `mask` region repainted by the chain. */
-export function evaluateCompletion(classifier: TrainedClassifier, chain: SamplingChain, stage: FirstStage, classes: number | null, heldOut: ImageDataset, o: CompletionOptions = {}): EvalRecord {
+export function evaluateCompletion(classifier: TrainedClassifier, chain: SamplingChain, stage: FirstStage, heldOut: ImageDataset, o: CompletionOptions = {}): EvalRecord {
   const { count = 1000, batchSize = 50, seed = 0, mask = 'upper-half', guidance } = o;
   const { resolution: R, outCh, inChannels } = stage.config.ddconfig;
   checkResolution(classifier, heldOut.channels, heldOut.resolution, heldOut.name);
@@ -154,14 +164,11 @@ export function evaluateCompletion(classifier: TrainedClassifier, chain: Samplin
     noGrad(() => tidy(() => {
       const x = tensor(b.images, [b.count, inChannels, R, R]);
       const x0 = stage.encodeToIndices(x).long();
-      // completions keep the true label as the condition only when asked; by default a class chain completes with its null class
-      const choice: ClassChoice = o.classChoice === 'balanced' && b.labels ? 'balanced' : 'null';
-      const cond = classes === null ? undefined
-        : choice === 'null' ? conditioning(chain, 'null', classes, b.count, 0).cond
-          : tensor(BigInt64Array.from(b.labels!, BigInt), [b.count, 1]);
-      const g = guidance !== undefined && cond && choice !== 'null' ? { scale: guidance, nullCond: full([1, 1], chain.nullClass!, { dtype: 'int64' }) } : undefined;
+      // a class chain completes with the true label only when asked ('label'); otherwise with its null class
+      const { cond, guided } = o.classChoice === 'label' && b.labels ? conditioning(chain, 'balanced', b.count, 0, b.labels)
+        : conditioning(chain, (chain.conditioning ?? NONE).kind === 'none' ? 'balanced' : 'null', b.count, 0);
       const keep = tokenMask(keepPixels, R, chain.tokenShape);
-      const edit = maskedEdit(chain, x0, keep, { seed: seed + i, cond, guidance: g, settings: o.settings });
+      const edit = maskedEdit(chain, x0, keep, { seed: seed + i, cond, guidance: guidanceFor(chain, guidance, guided), settings: o.settings });
       const { data } = decodeTokens(stage, edit.tokens);
       const plane = outCh * R * R;
       for (let k = 0; k < b.count; k++) {

@@ -14,7 +14,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { type Tensor, cat, manualSeed, noGrad, randint, tidy, where, zeros } from '../torch/index.js';
-import type { Denoiser } from '../chain/index.js';
+import type { Conditioning, Denoiser } from '../chain/index.js';
 import type { Schedule } from '../diffusion/index.js';
 import { drawTokens, resolveSettings, type ScaleSettings } from './filter.js';
 import { openDecoder, type Decoding } from './decoder.js';
@@ -27,8 +27,8 @@ export interface SamplingChain {
   readonly schedule: Schedule;
   /** The token grid [h, w] the models were trained on. */
   readonly tokenShape: readonly [number, number];
-  /** The null class id of a class-conditional chain trained with dropped labels (unconditional and guided sampling). */
-  readonly nullClass?: number;
+  /** What the chain is conditioned on (default none): how classes and captions become tokens. */
+  readonly conditioning?: Conditioning;
 }
 
 /** What every run of the chain (sample, maskedEdit) takes. */

@@ -48,7 +48,5 @@ export function loadSamplingChain(manifestPath: string, o: { ema?: boolean } = {
   const [h, w] = manifest.tokenShape;
   if (firstStage.numTokens !== manifest.K) throw bad(`the VQGAN has ${firstStage.numTokens} token ids but the chain K = ${manifest.K}`);
   if (firstStage.latentSize !== h || firstStage.latentSize !== w) throw bad(`the VQGAN makes ${firstStage.latentSize}×${firstStage.latentSize} grids, the chain ${h}×${w}`);
-  // a chain trained with dropped labels has one more conditioning id than classes: the null class
-  const nullClass = manifest.classes !== null && denoisers[0].shape.condVocab === manifest.classes + 1 ? manifest.classes : undefined;
-  return { chain: { denoisers, schedule, tokenShape: [h, w], ...(nullClass !== undefined ? { nullClass } : {}) }, firstStage, manifest };
+  return { chain: { denoisers, schedule, tokenShape: [h, w], conditioning: manifest.conditioning }, firstStage, manifest };
 }

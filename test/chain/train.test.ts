@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tensor, randint, noGrad, saveSafetensors } from '../../src/torch/index.js';
 import {
+  NONE,
   ScaleTrainer, readTokenFile, writeTokenFile, chainManifest, writeManifest, readManifest, loadChain, chainNll, loadScaleCheckpoint,
   type ScaleTrainConfig, type ScaleModelConfig,
 } from '../../src/chain/index.js';
@@ -72,7 +73,7 @@ test('a tiny chain (T=2, K=8) trains: each scale\'s validation NLL falls; checkp
 
   const manifestPath = join(dir, 'chain.json');
   writeManifest(manifestPath, chainManifest({
-    vqgan: null, remap: null, K, T: 2, schedule: 'geometric', tokenShape: [H, W], classes: null,
+    vqgan: null, remap: null, K, T: 2, schedule: 'geometric', tokenShape: [H, W], conditioning: NONE,
     scales: [{ t: 2, checkpoint: 'scale2/checkpoint.safetensors' }, { t: 1, checkpoint: 'scale1/checkpoint.safetensors' }],
   }));
   const chain = loadChain(manifestPath);
@@ -105,15 +106,15 @@ test('training resumes from its checkpoint; a checkpoint of another model is ref
 });
 
 test('class-conditional scales read labels as [t, class, …] prefixes', () => {
-  const trainer = new ScaleTrainer(config(1, 4, { chain: { K, T: 2, schedule: 'geometric', classes: 4 }, out: join(dir, 'cond1'), evalEvery: 4 }), { log: () => {} });
+  const trainer = new ScaleTrainer(config(1, 4, { chain: { K, T: 2, schedule: 'geometric', conditioning: { kind: 'class', classes: 4, nullable: false } }, out: join(dir, 'cond1'), evalEvery: 4 }), { log: () => {} });
   assert.equal(trainer.denoiser.shape.condLength, 1);
   const r = trainer.run();
   assert.ok(Number.isFinite(r.history[0].nll));
-  assert.throws(() => new ScaleTrainer(config(1, 4, { chain: { K, T: 2, schedule: 'geometric', classes: 2 } })), /labels must lie in 0\.\.1/);
+  assert.throws(() => new ScaleTrainer(config(1, 4, { chain: { K, T: 2, schedule: 'geometric', conditioning: { kind: 'class', classes: 2, nullable: false } } })), /labels must lie in 0\.\.1/);
 });
 
 test('manifests are checked: format, β against the schedule, one checkpoint per scale', () => {
-  const good = chainManifest({ vqgan: 'vqgan.safetensors', remap: null, K, T: 2, schedule: 'geometric', tokenShape: [H, W], classes: null,
+  const good = chainManifest({ vqgan: 'vqgan.safetensors', remap: null, K, T: 2, schedule: 'geometric', tokenShape: [H, W], conditioning: NONE,
     scales: [{ t: 1, checkpoint: 'a' }, { t: 2, checkpoint: 'b' }] });
   const path = join(dir, 'm.json');
   writeManifest(path, good);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { manualSeed, noGrad } from '../../src/torch/index.js';
 import { EMA } from '../../src/optim/index.js';
-import { saveScaleCheckpoint, chainManifest, writeManifest } from '../../src/chain/index.js';
+import { NONE, saveScaleCheckpoint, chainManifest, writeManifest } from '../../src/chain/index.js';
 import { VQModel, makeConfig, saveVQModel } from '../../src/vqgan/index.js';
 import { encodePng, decodeImage } from '../../src/data/index.js';
 import { loadSamplingChain } from '../../src/sample/index.js';
@@ -33,7 +33,7 @@ function saveChain(): string {
   })));
   const manifest = join(dir, 'chain.json');
   writeManifest(manifest, chainManifest({
-    vqgan: 'vqgan.safetensors', remap: null, K, T, schedule: 'geometric', tokenShape: [4, 4], classes: null,
+    vqgan: 'vqgan.safetensors', remap: null, K, T, schedule: 'geometric', tokenShape: [4, 4], conditioning: NONE,
     scales: [1, 2].map((t) => ({ t, checkpoint: `scale${t}.safetensors` })),
   }));
   return manifest;

@@ -6,7 +6,7 @@ import { sample, maskedEdit } from '../../src/sample/index.js';
 import { tinyChain } from './tiny.js';
 
 const NULL = 10;
-const chain = { ...tinyChain({ classes: NULL + 1, K: 16, T: 3, seed: 3 }), nullClass: NULL };
+const chain = tinyChain({ classes: NULL, nullable: true, K: 16, T: 3, seed: 3 });
 const labels = tensor(BigInt64Array.from([1n, 7n, 3n, 3n]), [4, 1]);
 const nullCond = full([1, 1], NULL, { dtype: 'int64' });
 const same = (a: { toNumbers(): number[] }, b: { toNumbers(): number[] }) => assert.deepEqual(a.toNumbers(), b.toNumbers());

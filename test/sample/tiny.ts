@@ -1,7 +1,7 @@
 /** Tiny random-weight chains and first stages for the sampling tests. */
 import assert from 'node:assert/strict';
 import { type Tensor, manualSeed, tensor, noGrad, tidy } from '../../src/torch/index.js';
-import { createDenoiser, type ChainShape } from '../../src/chain/index.js';
+import { NONE, conditioningShape, createDenoiser, type ChainShape, type Conditioning } from '../../src/chain/index.js';
 import { makeSchedule, type ScheduleSpec } from '../../src/diffusion/index.js';
 import type { SamplingChain, FirstStage } from '../../src/sample/index.js';
 
@@ -10,6 +10,8 @@ export interface TinyChainOptions {
   T?: number;
   shape?: [number, number];
   classes?: number;
+  /** A class chain with a null class (id `classes`), as trained with dropped labels. */
+  nullable?: boolean;
   residual?: boolean;
   schedule?: ScheduleSpec;
   dim?: number;
@@ -21,7 +23,9 @@ export function tinyChain(o: TinyChainOptions = {}): SamplingChain {
   const { K = 16, T = 3, shape: [h, w] = [4, 4], classes, dim = 16 } = o;
   manualSeed(o.seed ?? 0);
   const schedule = makeSchedule(o.schedule ?? 'geometric', T);
-  const shape: ChainShape = { K, T, tokens: h * w, ...(classes ? { condLength: 1, condVocab: classes } : {}) };
+  const conditioning: Conditioning = classes ? { kind: 'class', classes, nullable: !!o.nullable } : NONE;
+  const { condLength, condVocab } = conditioningShape(conditioning);
+  const shape: ChainShape = { K, T, tokens: h * w, ...(condLength ? { condLength, condVocab } : {}) };
   const denoisers = Array.from({ length: T }, (_, i) => {
     const t = i + 1;
     const model = t === T
@@ -32,7 +36,7 @@ export function tinyChain(o: TinyChainOptions = {}): SamplingChain {
     noGrad(() => { for (const p of d.parameters()) if (p.ndim === 2) p.mul_(8); });
     return d;
   });
-  return { denoisers, schedule, tokenShape: [h, w] };
+  return { denoisers, schedule, tokenShape: [h, w], conditioning };
 }
 
 /**
