@@ -1,8 +1,13 @@
 /**
  * Emoji art (Noto = 'google', Twemoji = 'twitter') from npm `emoji-datasource-*`: 64×64 RGBA
- * PNGs, composited on white and resized. Each image has a caption (emojibase's CLDR label,
- * which also names skin tones) for text conditioning and a category index for class
- * conditioning. Order is by code-point sequence so indices are stable across machines.
+ * PNGs, composited on white and resized. Each image has a label (emojibase's CLDR name, which also
+ * names skin tones), a caption for text conditioning — "name, style, category, tags…", e.g.
+ * "grinning face, noto style, smileys & emotion, cheerful, cheery, grin, happy" (up to four
+ * emojibase tags not already in the name) — and a category index for class conditioning. Order
+ * is by code-point sequence so indices are stable across machines.
+ *
+ * `emoji` is both styles together; its test split holds out whole captions: the images of 5% of
+ * the names (in both styles), so a text chain is tested on names it never saw.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -24,6 +29,8 @@ export interface EmojiEntry {
   /** Unified hexcode, e.g. '1F44B-1F3FB'. */
   unified: string;
   file: string;
+  /** The emoji's name, e.g. 'waving hand: light skin tone'. */
+  label: string;
   caption: string;
   category: number;
 }
@@ -48,7 +55,18 @@ interface SourceEmoji extends SourceImage {
 interface EmojibaseEmoji {
   label: string;
   hexcode: string;
+  tags?: string[];
   skins?: EmojibaseEmoji[];
+}
+
+/** How captions name the art styles. */
+export const STYLE_NAMES: Record<EmojiStyle, string> = { google: 'noto', twitter: 'twemoji' };
+
+/** "name, style, category, tags…" with up to four tags whose words are not in the name. */
+function caption(label: string, style: EmojiStyle, category: string, tags: readonly string[]): string {
+  const words = new Set(label.split(/[\s:,]+/));
+  const extra = tags.filter((t) => !words.has(t)).slice(0, 4);
+  return [label, `${STYLE_NAMES[style]} style`, category, ...extra].join(', ').toLowerCase();
 }
 
 const TONES: Record<string, string> = {
@@ -74,12 +92,12 @@ export function emojiCatalogue(style: EmojiStyle): { root: string; imageDir: str
   const categoryOrder = Object.keys(JSON.parse(readFileSync(join(root, 'categories.json'), 'utf8')) as Record<string, unknown>);
   const base = JSON.parse(readFileSync(require.resolve('emojibase-data/en/data.json'), 'utf8')) as EmojibaseEmoji[];
 
-  const labels = new Map<string, string>();
-  const put = (e: EmojibaseEmoji) => {
-    labels.set(e.hexcode, e.label);
-    if (!labels.has(stripVs(e.hexcode))) labels.set(stripVs(e.hexcode), e.label);
+  const labels = new Map<string, { label: string; tags: string[] }>();
+  const put = (e: EmojibaseEmoji, tags: string[]) => {
+    labels.set(e.hexcode, { label: e.label, tags });
+    if (!labels.has(stripVs(e.hexcode))) labels.set(stripVs(e.hexcode), { label: e.label, tags });
   };
-  for (const e of base) { put(e); for (const s of e.skins ?? []) put(s); }
+  for (const e of base) { put(e, e.tags ?? []); for (const s of e.skins ?? []) put(s, e.tags ?? []); }
 
   const classes = [...categoryOrder];
   const has = (img: SourceImage) => (style === 'google' ? img.has_img_google : img.has_img_twitter) === true;
@@ -90,8 +108,9 @@ export function emojiCatalogue(style: EmojiStyle): { root: string; imageDir: str
     const name = (e.name ?? e.short_name.replace(/_/g, ' ')).toLowerCase();
     const add = (img: SourceImage, fallback: string) => {
       if (!has(img)) return;
-      const caption = (labels.get(img.unified) ?? labels.get(stripVs(img.unified)) ?? fallback).toLowerCase();
-      entries.push({ unified: img.unified, file: img.image, caption, category });
+      const known = labels.get(img.unified) ?? labels.get(stripVs(img.unified));
+      const label = (known?.label ?? fallback).toLowerCase();
+      entries.push({ unified: img.unified, file: img.image, label, caption: caption(label, style, classes[category], known?.tags ?? []), category });
     };
     add(e, name);
     for (const [tone, v] of Object.entries(e.skin_variations ?? {})) {

@@ -2,7 +2,7 @@
  * Data layer public API: datasets as CHW float arrays in [-1, 1], no tensor-engine dependency.
  */
 import { existsSync, statSync } from 'node:fs';
-import { concat, split as holdoutSplit, type ImageDataset } from './dataset.js';
+import { concat, permutation, subset, split as holdoutSplit, type ImageDataset } from './dataset.js';
 import { loadEmoji } from './emoji.js';
 import { loadFolder } from './folder.js';
 import { loadFashionMnist, loadMnist } from './mnist.js';
@@ -13,7 +13,7 @@ export * from './mnist.js';
 export * from './emoji.js';
 export * from './folder.js';
 
-export const BUILTIN_DATASETS = ['mnist', 'fashion-mnist', 'emoji-google', 'emoji-twitter'] as const;
+export const BUILTIN_DATASETS = ['mnist', 'fashion-mnist', 'emoji', 'emoji-google', 'emoji-twitter'] as const;
 export type BuiltinDataset = (typeof BUILTIN_DATASETS)[number];
 
 export interface OpenOptions {
@@ -41,6 +41,7 @@ export function openDataset(name: BuiltinDataset | (string & {}), options: OpenO
     if (split === 'all') return concat([load({ split: 'train', resolution }), load({ split: 'test', resolution })], `${name}:all`);
     return load({ split, resolution });
   }
+  if (name === 'emoji') return emojiBothStyles(split, resolution, channels);
   let ds: ImageDataset;
   if (name === 'emoji-google' || name === 'emoji-twitter') {
     ds = loadEmoji({ style: name === 'emoji-google' ? 'google' : 'twitter', resolution, channels });
@@ -52,4 +53,23 @@ export function openDataset(name: BuiltinDataset | (string & {}), options: OpenO
   if (split === 'all') return ds;
   const { train, val } = holdoutSplit(ds, { holdout: HOLDOUT.fraction, seed: HOLDOUT.seed });
   return split === 'train' ? train : val;
+}
+
+/** Fraction of emoji names held out (in both styles) as the test split of `emoji`. */
+export const EMOJI_NAME_HOLDOUT = 0.05;
+
+/**
+ * Both emoji styles; 'test' is every image of a seeded 5% of the names (so its captions are unseen in
+ * training), 'train' the rest.
+ */
+function emojiBothStyles(split: 'train' | 'test' | 'all', resolution: number, channels: 1 | 3): ImageDataset {
+  const styles = [loadEmoji({ style: 'google', resolution, channels }), loadEmoji({ style: 'twitter', resolution, channels })];
+  const both = concat(styles, 'emoji');
+  if (split === 'all') return both;
+  const names = [...new Set(styles.flatMap((s) => s.entries.map((e) => e.label)))].sort();
+  const order = permutation(names.length, HOLDOUT.seed);
+  const held = new Set(Array.from(order.subarray(0, Math.round(names.length * EMOJI_NAME_HOLDOUT)), (i) => names[i]));
+  const labels = styles.flatMap((s) => s.entries.map((e) => e.label));
+  const keep = labels.flatMap((l, i) => (held.has(l) === (split === 'test') ? [i] : []));
+  return subset(both, keep, `emoji:${split}`);
 }

@@ -16,7 +16,8 @@ for (const style of ['google', 'twitter'] as const) {
     assert.ok(ds.entries.every((e) => e.category >= 0 && e.category < ds.classes.length));
     assert.equal(ds.classes.length, 10);
     const wave = ds.entries.find((e) => e.unified === '1F44B-1F3FB');
-    assert.equal(wave?.caption, 'waving hand: light skin tone');
+    assert.equal(wave?.label, 'waving hand: light skin tone');
+    assert.ok(wave!.caption.startsWith(`waving hand: light skin tone, ${style === 'google' ? 'noto' : 'twemoji'} style, people & body`), wave!.caption);
     assert.equal(ds.classes[wave!.category], 'People & Body');
     const hex = ds.entries.map((e) => e.unified);
     assert.equal(new Set(hex).size, hex.length);
@@ -28,7 +29,7 @@ test('emoji images: 3×32×32 in [-1, 1], white background, cached', () => {
   const ds = loadEmoji({ style: 'google' });
   const i = ds.entries.findIndex((e) => e.unified === '1F600');
   const s = ds.get(i);
-  assert.equal(s.caption, 'grinning face');
+  assert.equal(s.caption, 'grinning face, noto style, smileys & emotion, cheerful, cheery, grin, happy');
   assert.equal(s.image.length, 3 * 32 * 32);
   assert.ok(s.image.every((v) => v >= -1 && v <= 1));
   assert.equal(s.image[0], 1); // corner of a round face is transparent → white
@@ -36,4 +37,16 @@ test('emoji images: 3×32×32 in [-1, 1], white background, cached', () => {
   assert.deepEqual(ds.get(i).image, s.image);
   const grey = loadEmoji({ style: 'twitter', resolution: 16, channels: 1 });
   assert.equal(grey.get(0).image.length, 16 * 16);
+});
+
+test('emoji (both styles): the test split holds out whole names, in both styles', async () => {
+  const { openDataset } = await import('../../src/data/index.js');
+  const train = openDataset('emoji', { split: 'train' }), test = openDataset('emoji', { split: 'test' });
+  assert.equal(train.size + test.size, 2 * 3786);
+  const names = (ds: typeof train) => new Set(Array.from({ length: ds.size }, (_, i) => ds.get(i).caption!.split(/, (noto|twemoji) style/)[0]));
+  const seen = names(train), held = names(test);
+  assert.ok(held.size > 50, `${held.size} held-out names`);
+  for (const n of held) assert.ok(!seen.has(n), `held-out name '${n}' also in training`);
+  const styles = new Set(Array.from({ length: test.size }, (_, i) => /(noto|twemoji) style/.exec(test.get(i).caption!)![1]));
+  assert.deepEqual([...styles].sort(), ['noto', 'twemoji']);
 });
