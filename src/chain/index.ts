@@ -9,3 +9,4 @@ export * from './nll.js';
 export * from './trainer.js';
 export * from './manifest.js';
 export * from './conditioning.js';
+export * from './card.js';

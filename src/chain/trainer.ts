@@ -99,6 +99,10 @@ export class ScaleTrainer {
   readonly optimizer: AdamW;
   readonly ema: EMA;
   step = 0;
+  /** Wall-clock seconds of training so far, over every run that resumed this checkpoint. */
+  seconds = 0;
+  private runStart = 0;
+  private runSecondsBefore = 0;
   history: ValRecord[] = [];
   private readonly cfg: Required<Omit<ScaleTrainConfig, 'val'>> & Pick<ScaleTrainConfig, 'val'>;
   private readonly trainSet: Split;
@@ -147,6 +151,7 @@ export class ScaleTrainer {
     manualSeed(this.cfg.seed + 1 + this.step);
     const { steps, evalEvery, logEvery, t } = this.cfg;
     const start = performance.now(), startStep = this.step;
+    [this.runStart, this.runSecondsBefore] = [start, this.seconds];
     let last = start, lastStep = this.step;
     while (this.step < steps) {
       const { loss } = this.trainStep();
@@ -218,10 +223,15 @@ export class ScaleTrainer {
     return nats / M / Math.LN2;
   }
 
+  /** Training seconds including this run so far. */
+  private elapsed(): number {
+    return Math.round(this.runSecondsBefore + (this.runStart ? (performance.now() - this.runStart) / 1000 : 0));
+  }
+
   save(): void {
     saveScaleCheckpoint(this.checkpoint, this.denoiser, this.spec, {
       step: this.step, ema: this.ema, optimizer: this.optimizer,
-      metadata: { history: JSON.stringify(this.history), train_config: JSON.stringify(this.cfg) },
+      metadata: { history: JSON.stringify(this.history), train_config: JSON.stringify(this.cfg), train_seconds: String(this.elapsed()) },
     });
   }
 
@@ -236,6 +246,7 @@ export class ScaleTrainer {
     this.optimizer.loadStateDict(ck.optim);
     this.step = ck.step;
     this.history = JSON.parse(ck.metadata.history ?? '[]') as ValRecord[];
+    this.seconds = Number(ck.metadata.train_seconds ?? 0);
     disposeCheckpoint(ck);
     this.log(`scale ${this.cfg.t}: resumed from ${this.checkpoint} at step ${this.step}`);
   }

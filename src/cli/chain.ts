@@ -11,16 +11,16 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError, integer, number, probability, need } from './args.js';
 import { type Tensor, manualSeed, readSafetensorsHeader } from '../torch/index.js';
 import { makeSchedule, type ScheduleSpec } from '../diffusion/index.js';
 import {
   ScaleTrainer, checkpointPath, exportChain, heldOutSplit, readTokenFile, chainManifest, writeManifest, loadChain, chainNll,
-  NONE, conditionsOf, textConditioning,
+  NONE, conditionsOf, textConditioning, modelCard, readManifest, type EvalRow,
   type ScaleTrainConfig, type ScaleModelConfig, type ValRecord, type ChainManifest, type Conditioning, type TokenSet,
 } from '../chain/index.js';
 
@@ -31,6 +31,7 @@ Commands:
           (--all), which then writes the chain manifest <out>/chain.json.
   nll     The chain's negative ELBO on a token file: bits per token per scale and in total.
   export  A slim release copy: each scale's EMA weights (optionally float16) and the VQGAN.
+  card    A model card (README.md): architecture, training and evaluation results.
 
 Run 'imagebart chain <command> --help' for its options.
 `;
@@ -502,6 +503,51 @@ async function exportCommand(v: { manifest?: string; out?: string; half?: boolea
 
 // ------------------------------------------------------------------------------------------ dispatch
 
+const CARD_HELP = `imagebart chain card --manifest FILE --title TEXT [options]
+
+Writes a model card (README.md beside the manifest, or --out): the chain, each scale's architecture,
+parameters, steps, wall time and validation NLL as its checkpoint recorded them, and the evaluation
+results of --metrics (JSON lines from 'imagebart eval … --log').
+
+  --manifest FILE     the chain's manifest
+  --title TEXT        the card's heading
+  --description TEXT  a paragraph under it (data, purpose)
+  --metrics FILE      evaluation records to tabulate (JSON lines)
+  --picture FILE      a picture to show, relative to the card (repeatable)
+  --out FILE          default: README.md beside the manifest
+`;
+
+const CARD_OPTIONS = {
+  manifest: { type: 'string' },
+  title: { type: 'string' },
+  description: { type: 'string' },
+  metrics: { type: 'string' },
+  picture: { type: 'string', multiple: true },
+  out: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function cardCommand(v: { manifest?: string; title?: string; description?: string; metrics?: string; picture?: string[]; out?: string }): number {
+  const manifestPath = need(v.manifest, 'manifest');
+  const m = readManifest(manifestPath);
+  const metrics = v.metrics === undefined ? undefined
+    : readFileSync(v.metrics, 'utf-8').split('\n').filter((l) => l.trim()).map((l, i) => {
+      try {
+        return JSON.parse(l) as EvalRow;
+      } catch {
+        throw new UsageError(`${v.metrics}: line ${i + 1} is not JSON`);
+      }
+    });
+  const out = v.out ?? join(dirname(manifestPath), 'README.md');
+  const at = (p: string) => resolve(dirname(manifestPath), p);
+  const vqganParameters = m.vqgan ? [...readSafetensorsHeader(at(m.vqgan)).tensors.values()].reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0) : undefined;
+  const tmp = `${out}.tmp-${process.pid}`;
+  writeFileSync(tmp, modelCard(m, at, { title: need(v.title, 'title'), description: v.description, metrics, pictures: v.picture, vqganParameters }));
+  renameSync(tmp, out);
+  process.stderr.write(`wrote ${out}\n`);
+  return 0;
+}
+
 const printHelp = (text: string): number => (process.stdout.write(text), 0);
 
 /** Runs `imagebart chain …` with the arguments after `chain`; resolves to the exit code. */
@@ -524,6 +570,10 @@ export async function chainCommand(argv: string[]): Promise<number> {
       case 'export': {
         const { values } = parseArgs({ args, options: EXPORT_OPTIONS, strict: true });
         return values.help ? printHelp(EXPORT_HELP) : await exportCommand(values);
+      }
+      case 'card': {
+        const { values } = parseArgs({ args, options: CARD_OPTIONS, strict: true });
+        return values.help ? printHelp(CARD_HELP) : cardCommand(values);
       }
       default:
         process.stderr.write(`imagebart chain: unknown command '${name}'\n\n${HELP}`);

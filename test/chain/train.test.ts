@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tensor, randint, noGrad, saveSafetensors } from '../../src/torch/index.js';
 import {
-  NONE,
+  NONE, modelCard,
   ScaleTrainer, readTokenFile, writeTokenFile, chainManifest, writeManifest, readManifest, loadChain, chainNll, loadScaleCheckpoint,
   type ScaleTrainConfig, type ScaleModelConfig,
 } from '../../src/chain/index.js';
@@ -78,6 +78,10 @@ test('a tiny chain (T=2, K=8) trains: each scale\'s validation NLL falls; checkp
   }));
   const chain = loadChain(manifestPath);
   assert.deepEqual(chain.denoisers.map((d) => d.t), [1, 2]);
+  const card = modelCard(chain.manifest, chain.resolve, { title: 'tiny', metrics: [{ kind: 'samples', n: 10, seed: 0, frechet: 1.5, confident: 0.5 }] });
+  assert.match(card, /\| 1 \| encoder 1 \/ decoder 1 layers × 32 \| [0-9.]+M \| 150 \|/);
+  assert.match(card, /\| 2 \| GPT, 1 layers × 32 \|/);
+  assert.match(card, /\| samples \| 10 \| 0 \| 1\.50 \|/);
   assert.deepEqual(chain.manifest.beta, [0, 0.5, 1]);
   const test = readTokenFile(trainFile).tokens.narrow(0, 0, 256);
   const r = chainNll(chain.denoisers, test, chain.schedule, { batchSize: 64 });
