@@ -8,7 +8,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { getThreads, setThreads } from '../torch/index.js';
-import { UsageError, integer, number, need } from './args.js';
+import { UsageError, integer, need } from './args.js';
+import { loadClassifier, rejectionSample } from '../eval/index.js';
 import { describeConditioning, encodeConditions, nullCondition, type ChainManifest, type Condition, type Conditioning } from '../chain/index.js';
 import { decodeImage, encodePng, makeGrid } from '../data/index.js';
 import {
@@ -37,8 +38,11 @@ Options:
   --class N[,…]         class ids of a class-conditional chain: one for all images or one per image
                         ('null': the null class of a chain trained with --cond-dropout: unconditional)
   --prompt TEXT[|…]     caption(s) of a text-conditional chain: one for all images or one per image
-  --guidance S          classifier-free guidance scale (chains trained with --cond-dropout): logits
+  --guidance S[,…]      classifier-free guidance scale (chains trained with --cond-dropout): logits
                         l_u + S·(l_c − l_u); 1 is plain conditional sampling, > 1 sharper
+  --accept-rate R       classifier rejection sampling (class chains): draw count/R samples per class and
+                        keep the ones the --classifier FILE ('imagebart eval classifier') finds most
+                        likely of their class; the sidecar records the realised rate and thresholds
   --grid HxW            token grid larger than the trained one: sliding-window sampling
   --decoding MODE       cached (default), uncached (re-run the decoder prefix per token) or official
   --intermediates       also write FILE-steps.png: each image's x_T … x_0 decoded, coarse to fine
@@ -90,6 +94,8 @@ const COMMON = {
 
 const SAMPLE_OPTIONS = {
   ...COMMON,
+  'accept-rate': { type: 'string' },
+  classifier: { type: 'string' },
   'batch-size': { type: 'string' },
   grid: { type: 'string' },
   intermediates: { type: 'boolean' },
@@ -162,10 +168,10 @@ function conditionFlags(v: { class?: string; prompt?: string }, c: Conditioning,
   return all;
 }
 
-/** --guidance S: classifier-free guidance, for chains trained with dropped conditions. */
-function guidanceFlag(v: string | undefined, c: Conditioning): Guidance | undefined {
-  const scale = number(v, 'guidance');
-  if (scale === undefined) return undefined;
+/** --guidance S[,…]: classifier-free guidance (per scale, scale T first), for chains trained with dropped conditions. */
+function guidanceFlag(v: string | undefined, c: Conditioning, T: number): Guidance | undefined {
+  if (v === undefined) return undefined;
+  const scale = perScale(v, T, 'guidance', Number);
   try {
     return { scale, nullCond: nullCondition(c) };
   } catch (e) {
@@ -206,7 +212,7 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
   const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'] });
   const scales = settingsFlags(v, manifest.T);
   const conditions = conditionFlags(v, manifest.conditioning, count);
-  const guidance = guidanceFlag(v.guidance, manifest.conditioning);
+  const guidance = guidanceFlag(v.guidance, manifest.conditioning, manifest.T);
   let grid: [number, number] | undefined;
   if (v.grid !== undefined) {
     const m = /^(\d+)x(\d+)$/.exec(v.grid);
@@ -214,6 +220,7 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
     grid = [Number(m[1]), Number(m[2])];
   }
   const seed = baseSeed(v.seed);
+  if (v['accept-rate'] !== undefined) return runRejection(v, { chainPath, chain, firstStage, manifest, conditions, guidance, scales, seed, count, batchSize, nrow, out });
   const started = performance.now();
   const images: Float32Array[] = [], steps: Float32Array[] = [];
   const batches: { seed: number; images: number }[] = [];
@@ -254,6 +261,35 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
   return 0;
 }
 
+/** `sample --accept-rate R --classifier FILE`: classifier rejection sampling of the requested classes. */
+function runRejection(v: Values<typeof SAMPLE_OPTIONS>, r: {
+  chainPath: string; chain: SamplingChain; firstStage: FirstStage; manifest: ChainManifest; conditions?: Condition[]; guidance?: Guidance;
+  scales: Record<number, ScaleSettings>; seed: number; count: number; batchSize: number; nrow: number; out: string;
+}): number {
+  const rate = Number(v['accept-rate']);
+  if (!(rate > 0 && rate <= 1)) throw new UsageError(`--accept-rate must lie in (0, 1], got '${v['accept-rate']}'`);
+  const classifierPath = need(v.classifier, 'classifier');
+  if (!r.conditions || r.conditions.some((c) => typeof c !== 'number')) throw new UsageError('--accept-rate keeps samples of the requested classes: give --class ids of a class-conditional chain');
+  if (v.grid !== undefined || v.intermediates) throw new UsageError('--accept-rate does not combine with --grid or --intermediates');
+  const { model } = loadClassifier(classifierPath);
+  const started = performance.now();
+  const res = rejectionSample(model, r.chain, r.firstStage, {
+    labels: r.conditions as number[], acceptRate: rate, batchSize: r.batchSize, seed: r.seed, guidance: r.guidance, scales: r.scales,
+    onProgress: (d, n) => process.stderr.write(`\rdrawn ${d}/${n} `),
+  });
+  process.stderr.write('\n');
+  const seconds = (performance.now() - started) / 1000;
+  writePng(r.out, makeGrid(res.images, { channels: res.channels, height: res.resolution, width: res.resolution }, { nrow: r.nrow }));
+  const sidecar = writeSidecar(r.out, {
+    command: 'sample', chain: chainSummary(r.chainPath, r.chain, r.firstStage, !v['no-ema'], r.manifest),
+    count: r.count, seed: r.seed, conditions: r.conditions, guidance: r.guidance?.scale ?? null, classifier: resolve(classifierPath),
+    requestedAcceptRate: rate, acceptRate: res.acceptRate, drawn: res.drawn, kept: res.kept, thresholds: res.thresholds, scores: res.scores,
+    files: [r.out], seconds, threads: getThreads(),
+  });
+  process.stderr.write(`kept ${res.kept} of ${res.drawn} samples (acceptance rate ${res.acceptRate.toFixed(3)}) in ${seconds.toFixed(1)} s → ${r.out} (settings: ${sidecar})\n`);
+  return 0;
+}
+
 async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
   const chainPath = need(v.chain, 'chain');
   const imagePath = need(v.image, 'image');
@@ -267,7 +303,7 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
   const scales = settingsFlags(v, manifest.T);
   const repeats = perScale(v.repeats, manifest.T, 'repeats', Number);
   const conditions = conditionFlags(v, manifest.conditioning, count);
-  const guidance = guidanceFlag(v.guidance, manifest.conditioning);
+  const guidance = guidanceFlag(v.guidance, manifest.conditioning, manifest.T);
   const R = firstStage.config.ddconfig.resolution;
   let keep = typeof mask === 'string' ? namedMask(mask, R) : maskFromImage(mask, R);
   if (v.invert) keep = invertMask(keep);

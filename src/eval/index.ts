@@ -3,3 +3,4 @@ export * from './frechet.js';
 export * from './classifier.js';
 export * from './metrics.js';
 export * from './evaluate.js';
+export * from './rejection.js';

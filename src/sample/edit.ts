@@ -20,7 +20,7 @@
  */
 import { type Tensor, noGrad, randint, tidy, where } from '../torch/index.js';
 import { forwardStep, type Schedule } from '../diffusion/index.js';
-import { chainInfo, checkCond, denoiseScale, scaleSettings, seedGenerator, type RunOptions, type SamplingChain } from './sampler.js';
+import { chainInfo, checkCond, denoiseScale, guidanceAt, scaleSettings, seedGenerator, type RunOptions, type SamplingChain } from './sampler.js';
 import type { ScaleSettings } from './filter.js';
 import { tokenMask } from './mask.js';
 import { decodeTokens, encodeImage, type FirstStage } from './stage.js';
@@ -74,7 +74,7 @@ export function maskedEdit(chain: SamplingChain, x0: Tensor, keep: Tensor, o: Ed
     for (let t = T; t >= 1; t--) {
       for (let i = 0; i < repeats[t]; i++) {
         if (i > 0) x = forwardStep(x, (1 - i / repeats[t]) * chain.schedule.beta[t], K, { keep });
-        x = denoiseScale(chain.denoisers[t - 1], x, { cond: o.cond, guidance: o.guidance, settings: settings[t], decoding: o.decoding ?? 'cached', tokenShape: chain.tokenShape, fixed });
+        x = denoiseScale(chain.denoisers[t - 1], x, { cond: o.cond, guidance: guidanceAt(o.guidance, t), settings: settings[t], decoding: o.decoding ?? 'cached', tokenShape: chain.tokenShape, fixed });
         o.onScale?.(t, i);
       }
     }

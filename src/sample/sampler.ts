@@ -82,14 +82,29 @@ export interface FixedTokens {
  * s = 0 unconditional, s > 1 trades diversity for fidelity to the condition.
  */
 export interface Guidance {
-  scale: number;
+  /** One scale s for every scale of the chain, or s by t (scales not listed run unguided, s = 1). */
+  scale: number | Record<number, number>;
   /** [1 or B, condLength] */
+  nullCond: Tensor;
+}
+
+/** Guidance at scale t, or undefined where it is plain conditional sampling (s = 1). */
+export function guidanceAt(g: Guidance | undefined, t: number): ScaleGuidance | undefined {
+  if (!g) return undefined;
+  const s = typeof g.scale === 'number' ? g.scale : g.scale[t] ?? 1;
+  if (!Number.isFinite(s)) throw new RangeError(`guidance scale of scale ${t} must be a finite number, got ${s}`);
+  return s === 1 ? undefined : { scale: s, nullCond: g.nullCond };
+}
+
+/** One scale's guidance. */
+export interface ScaleGuidance {
+  scale: number;
   nullCond: Tensor;
 }
 
 export interface ScaleOptions {
   cond?: Tensor;
-  guidance?: Guidance;
+  guidance?: ScaleGuidance;
   settings: Required<ScaleSettings>;
   decoding: Decoding;
   /** The grid the model was trained on; a larger x_t is decoded through sliding windows of this size. */
@@ -200,7 +215,7 @@ export function sample(chain: SamplingChain, o: SampleOptions): SampleResult {
     const xs = [x];
     for (let t = T; t >= 1; t--) {
       x = denoiseScale(chain.denoisers[t - 1], x, {
-        cond: o.cond, guidance: o.guidance, settings: settings[t], decoding: o.decoding ?? 'cached', tokenShape: chain.tokenShape,
+        cond: o.cond, guidance: guidanceAt(o.guidance, t), settings: settings[t], decoding: o.decoding ?? 'cached', tokenShape: chain.tokenShape,
       });
       xs.push(x);
       o.onScale?.(t, 0);

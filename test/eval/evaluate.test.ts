@@ -68,3 +68,22 @@ test('imagebart eval refuses a dataset whose images differ from the model\'s, na
   assert.match(exists.stderr, /exists/);
   assert.ok(!existsSync(out));
 });
+
+test('rejection sampling keeps the most probable samples of each class and reports the rate it kept', async () => {
+  const { rejectionSample } = await import('../../src/eval/index.js');
+  const K = 16;
+  const stage = patchStage(K, [8, 8]);
+  const chain = tinyChain({ K, T: 2, shape: [8, 8], classes: 10, seed: 4 });
+  const labels = [3, 3, 7];
+  const all = rejectionSample(classifier.model, chain, stage, { labels, acceptRate: 1, batchSize: 4, seed: 5 });
+  assert.equal(all.drawn, 3);
+  assert.equal(all.acceptRate, 1);
+  const r = rejectionSample(classifier.model, chain, stage, { labels, acceptRate: 0.25, batchSize: 4, seed: 5 });
+  assert.equal(r.drawn, 8 + 4, '⌈2 / 0.25⌉ threes and ⌈1 / 0.25⌉ sevens');
+  assert.equal(r.kept, 3);
+  assert.equal(r.acceptRate, 3 / 12);
+  assert.equal(r.images.length, 3);
+  assert.ok(r.scores[0] >= r.thresholds[3] && r.scores[1] >= r.thresholds[3] && r.scores[2] === r.thresholds[7]);
+  assert.throws(() => rejectionSample(classifier.model, tinyChain({ K, T: 2, shape: [8, 8] }), stage, { labels, acceptRate: 0.5 }), /class-conditional/);
+  assert.throws(() => rejectionSample(classifier.model, chain, stage, { labels, acceptRate: 0 }), /acceptance rate/);
+});

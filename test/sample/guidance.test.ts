@@ -28,3 +28,14 @@ test('guided edits keep the kept tokens', () => {
   for (let b = 0; b < 4; b++) for (let i = 8; i < 16; i++) assert.equal(out[b * 16 + i], inp[b * 16 + i]);
   assert.throws(() => sample(chain, { batch: 4, seed: 1, guidance: { scale: 2, nullCond } }), /conditional/);
 });
+
+test('guided logits agree cached and uncached; per-scale guidance leaves s = 1 scales unguided', () => {
+  const cached = sample(chain, { batch: 4, seed: 9, cond: labels, guidance: { scale: 2.5, nullCond } });
+  const uncached = sample(chain, { batch: 4, seed: 9, cond: labels, guidance: { scale: 2.5, nullCond }, decoding: 'uncached' });
+  same(cached.tokens, uncached.tokens);
+  // guidance only at scale 3 (the GPT): scales 2 and 1 run exactly as plain conditional sampling
+  const perScale = sample(chain, { batch: 4, seed: 9, cond: labels, guidance: { scale: { 3: 2.5 }, nullCond }, intermediates: true });
+  const full = sample(chain, { batch: 4, seed: 9, cond: labels, guidance: { scale: 2.5, nullCond }, intermediates: true });
+  same(perScale.intermediates![1], full.intermediates![1]); // x_2, drawn at scale 3 with the same guidance
+  assert.throws(() => sample(chain, { batch: 4, seed: 1, cond: labels, guidance: { scale: { 2: NaN }, nullCond } }), /finite/);
+});
