@@ -13,6 +13,20 @@ test('known sentences get the ids of CLIP\'s tokenizer', () => {
   assert.deepEqual(tok.encode("it's"), [...tok.encode('it'), ...tok.encode("'s")]);
 });
 
+test('accented, CJK and emoji strings get the ids of CLIP\'s published algorithm', () => {
+  // Expected ids were derived with an independent Python implementation of OpenAI's simple_tokenizer
+  // algorithm (GPT-2 bytes_to_unicode, the 48894 merges of bpe_simple_vocab_16e6 as ranks, CLIP's
+  // pattern with \p{L}/\p{N} through the `regex` module, html.unescape twice, NFC, whitespace clean-up,
+  // lower-case; ftfy's mojibake repair left out, which is the identity on these strings).
+  const cases: [string, number[]][] = [
+    ['Crème brûlée à la café', [1075, 12138, 614, 711, 127, 119, 75, 13489, 21259, 1210, 15304]],
+    ['日本語のテキスト', [39121, 44353, 34002, 252, 21575, 2429, 228, 47121, 32421, 486]],
+    ['grinning face 😀 with 🏳️‍🌈', [709, 4415, 1710, 7334, 593, 32610]],
+    ["It's 2021, naïve!", [585, 568, 273, 271, 273, 272, 267, 1097, 35689, 563, 256]],
+  ];
+  for (const [text, ids] of cases) assert.deepEqual(tok.encode(text), ids, text);
+});
+
 test('any Unicode text round-trips through its ids', () => {
   for (const s of ['café naïve', '日本語のテキスト', 'grinning face 😀 with 🏳️‍🌈', 'zwj‍joiner', 'ÅÄÖ', 'digits 12345', '\u{1F9D1}\u200D\u{1F680} astronaut', '¿qué?']) {
     const ids = tok.encode(s);
