@@ -6,14 +6,16 @@ import { concat, permutation, subset, split as holdoutSplit, type ImageDataset }
 import { loadEmoji } from './emoji.js';
 import { loadFolder } from './folder.js';
 import { loadFashionMnist, loadMnist } from './mnist.js';
+import { segmentationDataset } from './segmentation.js';
 
 export * from './dataset.js';
 export * from './image.js';
 export * from './mnist.js';
 export * from './emoji.js';
 export * from './folder.js';
+export * from './segmentation.js';
 
-export const BUILTIN_DATASETS = ['mnist', 'fashion-mnist', 'emoji', 'emoji-google', 'emoji-twitter'] as const;
+export const BUILTIN_DATASETS = ['mnist', 'fashion-mnist', 'mnist-segmentation', 'fashion-mnist-segmentation', 'emoji', 'emoji-google', 'emoji-twitter'] as const;
 export type BuiltinDataset = (typeof BUILTIN_DATASETS)[number];
 
 export interface OpenOptions {
@@ -36,6 +38,9 @@ export const HOLDOUT = { fraction: 0.1, seed: 1234 } as const;
 export function openDataset(name: BuiltinDataset | (string & {}), options: OpenOptions = {}): ImageDataset {
   const { split = 'train', resolution = 32, channels = 3, onWarn } = options;
   if (split !== 'train' && split !== 'test' && split !== 'all') throw new Error(`unknown split '${split as string}' (train, test or all)`);
+  if (name === 'mnist-segmentation' || name === 'fashion-mnist-segmentation') {
+    return segmentationDataset(openDataset(name.replace('-segmentation', ''), { split, resolution }));
+  }
   if (name === 'mnist' || name === 'fashion-mnist') {
     const load = name === 'mnist' ? loadMnist : loadFashionMnist;
     if (split === 'all') return concat([load({ split: 'train', resolution }), load({ split: 'test', resolution })], `${name}:all`);
