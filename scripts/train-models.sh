@@ -15,7 +15,7 @@ say() { echo "[train-models $(date -u +%H:%M)] $*" >&2; }
 vqgan() { # data dir steps [extra train flags…]
   local data=$1 dir=$2 steps=$3; shift 3
   if [ ! -f "$dir/vqgan.safetensors" ]; then
-    ib vqgan train --data "$data" --out "$dir/vqgan-run" --steps "$steps" --disc-start 1000000000 "$@"
+    ib vqgan train --data "$data" --out "$dir/vqgan-run" --steps "$steps" --disc-start 1000000000 --autocast "$@"
     ib vqgan shrink --model "$dir/vqgan-run/model.safetensors" --data "$data" --split train --max-images 10000 --out "$dir/vqgan.safetensors"
   fi
 }
@@ -39,7 +39,7 @@ chain() { # dir vqgan condition-flags…
   [ -f "$dir/chain/chain.json" ] && return 0
   ib chain train --all --jobs 3 --tokens "$dir/tokens-train.safetensors" --out "$dir/chain" --vqgan "$vq" --T 3 "$@" --cond-dropout 0.1 \
     --width 192 --enc-depth 4 --dec-depth 2 --gpt-depth 6 --batch-size 64 --lr 6e-4 --warmup 300 --steps 6000 --eval-every 250 \
-    --classifier "$dir/classifier.safetensors" --quality-every 1000
+    --autocast --classifier "$dir/classifier.safetensors" --quality-every 1000
 }
 
 for data in "${@:-mnist fashion-mnist emoji}"; do

@@ -36,7 +36,10 @@ export class GroupNorm extends Module {
     this.weight = this.param('weight', ones([numChannels]));
     this.bias = this.param('bias', zeros([numChannels]));
   }
-  forward(x: Tensor): Tensor { return groupNorm(x, this.numGroups, this.weight, this.bias, this.eps); }
+  /** Normalises at the weights' precision: a bf16 activation from an autocast conv is normalised in float32 (libtorch's CPU autocast has no rule for group_norm). */
+  forward(x: Tensor): Tensor {
+    return groupNorm(x.dtype === this.weight.dtype ? x : x.to(this.weight.dtype), this.numGroups, this.weight, this.bias, this.eps);
+  }
 }
 
 export class LayerNorm extends Module {

@@ -62,12 +62,12 @@ export const buildInfo = (): string => native.config();
 /**
  * Runs fn with mixed precision on `device` (PyTorch's torch.autocast): matmuls and convs run
  * in `dtype` (bfloat16 by default; float16 on CUDA if asked), reductions stay in float32.
+ * `enabled: false` runs fn at full precision even inside an enclosing autocast, as in PyTorch.
  */
 export function autocast<T>(fn: () => T, o: { device?: 'cpu' | 'cuda'; dtype?: DType; enabled?: boolean } = {}): T {
   const device = o.device ?? 'cpu';
-  if (o.enabled === false) return fn();
   const dtype = dtypeCode(o.dtype ?? 'bfloat16');
-  const prev = native.setAutocast(device, true, dtype, true);
+  const prev = native.setAutocast(device, o.enabled !== false, dtype, true);
   try {
     return fn();
   } finally {

@@ -9,7 +9,7 @@
  *   code outside the list as `unknownIndex`: a random index, one extra id (len(used)), or a fixed id.
  *   Decoding maps i → used[i]; the extra id decodes to used[0].
  */
-import { Tensor, embedding, where, randint } from '../torch/index.js';
+import { Tensor, autocast, embedding, where, randint } from '../torch/index.js';
 import { Module, Embedding, init } from '../nn/index.js';
 import type { UnknownIndex } from './config.js';
 
@@ -55,8 +55,12 @@ export class VectorQuantizer extends Module {
     return this.used.numel + (this.unknownIndex === 'extra' ? 1 : 0);
   }
 
-  /** z [B, C, h, w] → straight-through z_q, loss, indices. */
+  /** z [B, C, h, w] → straight-through z_q, loss, indices; always in float32 (nearest codes must not round). */
   forward(z: Tensor): QuantizerOutput {
+    return autocast(() => this.quantize(z.float()), { enabled: false });
+  }
+
+  private quantize(z: Tensor): QuantizerOutput {
     const [b, , h, w] = z.shape as [number, number, number, number];
     const zhwc = z.permute(0, 2, 3, 1).contiguous(); // [B, h, w, C]
     const flat = zhwc.view(-1, this.eDim); // [N, C]

@@ -15,7 +15,7 @@
  */
 import { mkdirSync, appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tensor, tensor, tidy, noGrad, manualSeed } from '../torch/index.js';
+import { Tensor, autocast, tensor, tidy, noGrad, manualSeed } from '../torch/index.js';
 import { AdamW } from '../optim/index.js';
 import { collate, permutation, makeGrid, encodePng, type ImageDataset } from '../data/index.js';
 import { VQModel, saveVQModel, readCheckpoint, modelWeights } from './model.js';
@@ -39,6 +39,11 @@ export interface VQGANTrainConfig {
   checkpointEvery: number;
   /** Validation images used by each validation (the first ones of the validation set). */
   valImages: number;
+  /**
+   * bf16 autocast of the autoencoder's forward pass (the quantizer and every loss stay in float32);
+   * about twice as fast on CPUs with bf16 units. Default off.
+   */
+  autocast?: boolean;
   /** The data trained on, for the record (the trainer itself is handed the datasets). */
   data?: { name: string; resolution: number; channels: number };
 }
@@ -123,8 +128,8 @@ export class VQGANTrainer {
       for (const p of disc) p.requiresGrad_(false);
       let rec: Tensor, g: GeneratorLoss;
       try {
-        const out = this.model.forward(x);
-        rec = out.rec;
+        const out = autocast(() => this.model.forward(x), { enabled: !!this.config.autocast });
+        rec = out.rec.float();
         g = this.loss.generatorLoss(x, rec, out.qloss, this.step, this.model.decoder.convOut.weight);
         this.optAE.zeroGrad();
         g.loss.backward();

@@ -1,6 +1,7 @@
 /** VectorQuantizer2: straight-through gradients, β placement, index layouts and remap round trips. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as T from '../../src/torch/index.js';
 import { tensor, randn, tidy, manualSeed } from '../../src/torch/index.js';
 import { VectorQuantizer } from '../../src/vqgan/quantizer.js';
 
@@ -73,4 +74,17 @@ test('index layouts: [B, h, w] with saneIndexShape, else taming\'s [N] (no remap
     flat.setUsed(ids([0, 1, 2, 3, 4, 5, 6, 7]));
     assert.deepEqual(flat.forward(z).indices.shape, [18, 1]);
   });
+});
+
+test('under bf16 autocast the quantizer still picks codes in float32; autocast can be switched off inside autocast', () => {
+  T.manualSeed(3);
+  const q = new VectorQuantizer(64, 8, 0.25, undefined, true, true);
+  const z = T.randn([2, 8, 4, 4]);
+  const plain = q.forward(z).indices.toNumbers();
+  const mixed = T.autocast(() => q.forward(z));
+  assert.deepEqual(mixed.indices.toNumbers(), plain);
+  assert.equal(mixed.zq.dtype, 'float32');
+  const a = T.randn([4, 4]);
+  assert.equal(T.autocast(() => a.mm(a)).dtype, 'bfloat16');
+  assert.equal(T.autocast(() => T.autocast(() => a.mm(a), { enabled: false })).dtype, 'float32');
 });
