@@ -34,17 +34,20 @@ struct Group {
 
 static const napi_type_tag kGroupTag = {0x8f3c2a51d04e4b7aULL, 0x9b1e6c0d2f7a4e13ULL};
 
-// Runs f, turning failures into JS errors that say which rank of which group failed.
+// Runs f, turning failures into JS errors that say which rank of which group failed; a collective's
+// failure (`collective`) also says what it means, since Gloo sees a dead peer as a closed socket or,
+// when the op was posted after the close, as a timeout.
 template <class F>
-static Napi::Value GroupGuard(const Napi::CallbackInfo& info, const std::string& who, F&& f) {
+static Napi::Value GroupGuard(const Napi::CallbackInfo& info, const std::string& who, F&& f, bool collective = false) {
+  const std::string hint = collective ? " (a rank exited or stopped responding: see its own output)" : "";
   try {
     return f();
   } catch (const Napi::Error&) {
     throw;
   } catch (const c10::Error& e) {
-    throw Napi::Error::New(info.Env(), who + ": " + e.what_without_backtrace());
+    throw Napi::Error::New(info.Env(), who + ": " + e.what_without_backtrace() + hint);
   } catch (const std::exception& e) {
-    throw Napi::Error::New(info.Env(), who + ": " + e.what());
+    throw Napi::Error::New(info.Env(), who + ": " + e.what() + hint);
   }
 }
 
@@ -163,18 +166,21 @@ IB_FN(AllReduce) {
   Group* g = GroupFrom(info[0]);
   auto ts = TensorList(info[1]);
   std::string op = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "sum";
-  return GroupGuard(info, g->where, [&]() -> Napi::Value {
-    c10d::AllreduceOptions ao;
-    ao.timeout = g->timeout;
+  c10d::AllreduceOptions ao;
+  ao.timeout = g->timeout;
+  GroupGuard(info, g->where, [&]() -> Napi::Value {
     if (op == "sum" || op == "mean") ao.reduceOp = c10d::ReduceOp::SUM;
     else if (op == "max") ao.reduceOp = c10d::ReduceOp::MAX;
     else if (op == "min") ao.reduceOp = c10d::ReduceOp::MIN;
     else throw std::runtime_error("allReduce op must be sum, mean, max or min, got '" + op + "'");
+    return info.Env().Undefined();
+  });
+  return GroupGuard(info, g->where, [&]() -> Napi::Value {
     c10::InferenceMode guard;  // in-place on leaves' .grad or parameters: no autograd bookkeeping
     RunEach(g, ts, [&](std::vector<at::Tensor>& one) { return g->pg->allreduce(one, ao); });
     if (op == "mean") for (auto& t : ts) t.div_(g->world);
     return info.Env().Undefined();
-  });
+  }, true);
 }
 
 // broadcast(group, tensors, root): every rank's tensors overwritten in place with the root's.
@@ -190,7 +196,7 @@ IB_FN(Broadcast) {
     c10::InferenceMode guard;
     RunEach(g, ts, [&](std::vector<at::Tensor>& one) { return g->pg->broadcast(one, bo); });
     return info.Env().Undefined();
-  });
+  }, true);
 }
 
 IB_FN(Barrier) {
@@ -200,7 +206,7 @@ IB_FN(Barrier) {
     bo.timeout = g->timeout;
     g->pg->barrier(bo)->wait(g->timeout);
     return info.Env().Undefined();
-  });
+  }, true);
 }
 
 // destroyGroup(group): frees the process group and the store now (rank 0's store stops serving).

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { UsageError, integer, number, probability, need } from './args.js';
 import { type Tensor, manualSeed, readSafetensorsHeader } from '../torch/index.js';
 import { makeSchedule, type ScheduleSpec } from '../diffusion/index.js';
-import { ProcessGroup, DataParallel, launchEnv, launchRanks, DEFAULT_TIMEOUT_MS } from '../distributed/index.js';
+import { dataParallelFromEnv, launchRanks, DEFAULT_TIMEOUT_MS } from '../distributed/index.js';
 import {
   ScaleTrainer, checkpointPath, exportChain, heldOutSplit, readTokenFile, chainManifest, writeManifest, loadChain, chainNll,
   type ScaleTrainConfig, type ScaleModelConfig, type ValRecord, type ChainManifest,
@@ -307,18 +307,16 @@ async function launchScale(v: TrainValues): Promise<number> {
  * environment is set (by `--nproc-per-node` or by torchrun itself).
  */
 function trainScale(config: ScaleTrainConfig, timeoutMs: number): number {
-  const env = launchEnv();
-  const group = env && new ProcessGroup({ ...env, timeoutMs });
-  const dist = group && new DataParallel(group);
+  const dist = dataParallelFromEnv({ timeoutMs });
   const trainer = new ScaleTrainer(config, { dist });
   const r = trainer.run();
-  group?.barrier(); // every rank returns once rank 0 has written the last checkpoint
-  group?.destroy();
+  dist?.group.barrier(); // every rank returns once rank 0 has written the last checkpoint
+  dist?.group.destroy();
   if (dist && !dist.isMain) return 0;
   const params = trainer.denoiser.numParameters();
   process.stderr.write(`scale ${config.t}/${config.chain.T}: ${config.model.type}, ${(params / 1e6).toFixed(2)}M parameters, K ${config.chain.K}, ` +
     `${trainer.denoiser.shape.tokens} tokens per grid, schedule ${config.chain.schedule}, ${config.steps} steps` +
-    (dist ? `, data-parallel over ${dist.worldSize} ranks (${group!.backend}, master ${group!.master})` : '') + '\n');
+    (dist ? `, data-parallel over ${dist.worldSize} ranks (${dist.group.backend}, master ${dist.group.master})` : '') + '\n');
   const last = r.history.at(-1);
   const tokensPerSecond = r.stepsPerSecond * config.batchSize! * (config.accumulate ?? 1) * (dist?.worldSize ?? 1) * trainer.denoiser.shape.tokens;
   process.stderr.write(`scale ${config.t}: done at step ${r.step}` +

@@ -16,7 +16,7 @@
  */
 import { type Tensor, cat, noGrad, tidy, zerosLike, tensor } from '../torch/index.js';
 import type { Module } from '../nn/module.js';
-import type { ProcessGroup } from './group.js';
+import { ProcessGroup, launchEnv, type Backend } from './group.js';
 
 export const DEFAULT_BUCKET_BYTES = 25 * 1024 * 1024;
 
@@ -62,17 +62,21 @@ export class DataParallel {
   }
 
   /**
-   * Averages the parameters' gradients over the ranks, in place. A parameter without a gradient
-   * gets a zero one, so that every rank sends the same buckets.
+   * Averages the parameters' gradients over the ranks, in place. Which parameters have a gradient
+   * is agreed first (one small all-reduce): one that no rank's loss reached keeps none, as in a
+   * single process; one that only some ranks' losses reached gets a zero gradient on the others.
    */
   syncGradients(params: readonly Tensor[]): void {
     if (this.worldSize === 1) return;
     noGrad(() => tidy(() => {
-      const grads = params.map((p) => {
-        const g = p.grad;
-        if (g) return g;
-        p.grad = zerosLike(p);
-        return p.grad!;
+      const has = tensor(Float32Array.from(params, (p) => (p.grad ? 1 : 0)));
+      this.group.allReduce([has], 'max');
+      const used = has.toArray();
+      const grads: Tensor[] = [];
+      params.forEach((p, i) => {
+        if (!used[i]) return;
+        if (!p.grad) p.grad = zerosLike(p);
+        grads.push(p.grad!);
       });
       this.lastBytes = this.throughBuckets(grads, (flat) => this.group.allReduce(flat, 'mean'));
     }));
@@ -109,4 +113,14 @@ export class DataParallel {
     });
     return flats.reduce((s, f) => s + f.numel * (BYTES[f.dtype] ?? 4), 0);
   }
+}
+
+/**
+ * This process's data-parallel context when torchrun's environment names a world of more than one
+ * rank (joining the group: returns once every rank has); undefined when it runs alone.
+ */
+export function dataParallelFromEnv(o: { timeoutMs?: number; backend?: Backend; bucketBytes?: number } = {}, env: NodeJS.ProcessEnv = process.env): DataParallel | undefined {
+  const e = launchEnv(env);
+  if (!e || e.worldSize === 1) return undefined;
+  return new DataParallel(new ProcessGroup({ ...e, timeoutMs: o.timeoutMs, backend: o.backend }), { bucketBytes: o.bucketBytes });
 }
