@@ -48,5 +48,6 @@ Napi::Value Guard(const Napi::CallbackInfo& info, F&& f) {
 void InitOps(Napi::Env env, Napi::Object exports);
 void InitRuntime(Napi::Env env, Napi::Object exports);
 void InitTensorFns(Napi::Env env, Napi::Object exports);
+void InitC10d(Napi::Env env, Napi::Object exports);
 
 }  // namespace ib

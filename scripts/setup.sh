@@ -28,6 +28,13 @@ if [ -z "${LIBTORCH:-}" ] && [ ! -e /usr/lib/x86_64-linux-gnu/openblas-pthread/l
   if [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; then apt_install libopenblas0-pthread; else say "warning: install libopenblas0-pthread for fast matmuls"; fi
 fi
 
+# c10d's Gloo backend (data-parallel training): Debian's libtorch links it from libgloo-dev (headers and
+# library). Without it the addon builds without c10d and distributed training says so.
+if [ -z "${LIBTORCH:-}" ] && [ ! -e /usr/include/gloo/context.h ]; then
+  if [ "$(id -u)" = 0 ] || command -v sudo >/dev/null; then ( apt_install libgloo-dev ) || say "continuing without c10d (no data-parallel training)"
+  else say "warning: install libgloo-dev for data-parallel training (c10d)"; fi
+fi
+
 # 2. npm packages, when package-lock.json changed since the last install.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "npm ci"

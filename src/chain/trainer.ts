@@ -10,12 +10,16 @@
  *   autocast of the forward pass;
  * - every `evalEvery` steps: validation NLL (this scale's ELBO term, bits per token) of the training
  *   and EMA weights on a fixed held-out set of (x_0, x_{t-1}, x_t), then an atomic checkpoint;
- * - `run()` resumes from the run directory's checkpoint when there is one.
- * Randomness (held-out split, noise, batches) comes from libtorch's global generator, seeded from `seed`.
+ * - `run()` resumes from the run directory's checkpoint when there is one;
+ * - data-parallel with `dist` (src/distributed): each rank trains on its own shard of every batch with
+ *   its own noise, gradients averaged over the ranks before the step; rank 0 validates, saves and logs,
+ *   every rank resumes from the same checkpoint. `accumulate` micro-batches add up to one step.
+ * Batches are a seeded shuffle per epoch (ShardSampler). The held-out split and the initialisation come
+ * from libtorch's global generator seeded with `seed`; the noise from it seeded per step and rank.
  */
 import { mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Tensor, autocast, manualSeed, noGrad, rand, randint, randperm, tidy, where } from '../torch/index.js';
+import { type Tensor, autocast, manualSeed, noGrad, rand, randperm, tensor, tidy, where } from '../torch/index.js';
 import { AdamW, EMA, clipGradNorm, warmupCosine } from '../optim/index.js';
 import { makeSchedule, forwardChain, posterior, denoisingLoss, type Schedule, type ScheduleSpec } from '../diffusion/index.js';
 import { createDenoiser, type ChainShape, type Denoiser, type ScaleModelConfig } from './denoiser.js';
@@ -23,6 +27,7 @@ import { readTokenFile, type TokenSet } from './tokens.js';
 import { NONE, conditioningShape, conditionsOf, nullCondition, type Conditioning } from './conditioning.js';
 import { elboTerm } from './nll.js';
 import { saveScaleCheckpoint, readScaleCheckpoint, disposeCheckpoint, type ScaleSpec } from './checkpoint.js';
+import { ShardSampler, rankSeed, type DataParallel } from '../distributed/index.js';
 
 export interface ScaleTrainConfig {
   /** The scale to train, 1..T. */
@@ -51,7 +56,10 @@ export interface ScaleTrainConfig {
   /** Run directory: holds checkpoint.safetensors. */
   out: string;
   steps: number;
+  /** Grids per micro-batch and rank: a step sees batchSize × accumulate × ranks grids. */
   batchSize?: number;
+  /** Micro-batches whose gradients add up to one step (default 1). */
+  accumulate?: number;
   /** Peak learning rate (default 3e-4), reached after `warmup` steps (default steps/20). */
   lr?: number;
   warmup?: number;
@@ -112,14 +120,18 @@ export class ScaleTrainer {
   /** [1, condLength]: what dropped conditions become. */
   private readonly nullCond?: Tensor;
   private readonly log: (line: string) => void;
+  private readonly sampler: ShardSampler;
+  private readonly dist?: DataParallel;
 
-  constructor(config: ScaleTrainConfig, o: { log?: (line: string) => void } = {}) {
+  /** `dist`: train data-parallel over its process group (logs then come from rank 0 only). */
+  constructor(config: ScaleTrainConfig, o: { log?: (line: string) => void; dist?: DataParallel } = {}) {
     this.cfg = {
-      valSize: 256, batchSize: 32, lr: 3e-4, warmup: Math.ceil(config.steps / 20), minLr: 0, weightDecay: 0.01, gradClip: 1,
+      valSize: 256, batchSize: 32, accumulate: 1, lr: 3e-4, warmup: Math.ceil(config.steps / 20), minLr: 0, weightDecay: 0.01, gradClip: 1,
       emaDecay: 0.9999, alphaMix: config.t === 1 ? 0 : 1, autocast: false, evalEvery: 500, logEvery: 50, seed: 0, conditionDropout: 0,
       ...Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) as ScaleTrainConfig,
     };
-    this.log = o.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.dist = o.dist;
+    this.log = o.dist && !o.dist.isMain ? () => {} : (o.log ?? ((line) => process.stderr.write(`${line}\n`)));
     const { t, chain } = this.cfg;
     manualSeed(this.cfg.seed);
     const conditioning = chain.conditioning ?? NONE;
@@ -134,7 +146,12 @@ export class ScaleTrainer {
     this.spec = { t, shape, schedule: chain.schedule, model: this.cfg.model };
     this.schedule = makeSchedule(chain.schedule, chain.T);
     this.denoiser = createDenoiser(t, this.cfg.model, shape, this.schedule);
+    this.dist?.broadcastModule(this.denoiser);
     this.trainSet = data.train;
+    this.sampler = new ShardSampler({
+      n: data.train.x0.size(0), batchSize: this.cfg.batchSize, accumulate: this.cfg.accumulate, seed: this.cfg.seed,
+      rank: this.dist?.rank, worldSize: this.dist?.worldSize,
+    });
     const xs = noGrad(() => forwardChain(data.val.x0, this.schedule, chain.K, { steps: t }));
     this.valSet = { ...data.val, xtm1: xs[t - 1].keep(), xt: xs[t].keep() };
     this.optimizer = new AdamW(this.denoiser.decayGroups(this.cfg.weightDecay), { lr: this.cfg.lr, betas: [0.9, 0.95] });
@@ -148,7 +165,9 @@ export class ScaleTrainer {
   run(): TrainResult {
     mkdirSync(this.cfg.out, { recursive: true });
     if (existsSync(this.checkpoint)) this.resume();
-    manualSeed(this.cfg.seed + 1 + this.step);
+    this.dist?.checkSameStep(this.step);
+    manualSeed(rankSeed(this.cfg.seed + 1 + this.step, this.dist?.rank ?? 0));
+    const main = this.dist?.isMain ?? true;
     const { steps, evalEvery, logEvery, t } = this.cfg;
     const start = performance.now(), startStep = this.step;
     [this.runStart, this.runSecondsBefore] = [start, this.seconds];
@@ -161,7 +180,7 @@ export class ScaleTrainer {
         this.log(`scale ${t} step ${this.step}/${steps} loss ${loss.toFixed(4)} lr ${this.optimizer.lr.toExponential(2)} ${rate.toFixed(2)} steps/s`);
         [last, lastStep] = [now, this.step];
       }
-      if (this.step % evalEvery === 0 || this.step === steps) {
+      if (main && (this.step % evalEvery === 0 || this.step === steps)) {
         const v = this.validate();
         this.log(`scale ${t} step ${this.step} val nll ${v.nll.toFixed(4)} bits/token (ema ${v.nllEma.toFixed(4)})`);
         this.save();
@@ -171,28 +190,36 @@ export class ScaleTrainer {
     return { step: this.step, history: this.history, stepsPerSecond: (this.step - startStep) / Math.max(seconds, 1e-9), checkpoint: this.checkpoint };
   }
 
-  /** One optimisation step on a fresh batch. */
+  /** One optimisation step on the step's batch (this rank's shard of it), `accumulate` micro-batches. */
   trainStep(): { loss: number; lr: number; gradNorm: number } {
-    const { batchSize, alphaMix, gradClip, chain } = this.cfg;
+    const { accumulate } = this.cfg;
     const lr = (this.optimizer.lr = this.lrAt(this.step));
-    const loss = tidy(() => {
-      const idx = randint(0, this.trainSet.x0.size(0), [batchSize]);
+    let loss = 0;
+    for (let m = 0; m < accumulate; m++) loss += this.microStep(this.sampler.indices(this.step, m), 1 / accumulate);
+    this.dist?.syncGradients(this.optimizer.params);
+    const gradNorm = clipGradNorm(this.optimizer.params, this.cfg.gradClip);
+    this.optimizer.stepUpdate();
+    this.optimizer.zeroGrad();
+    this.ema.update();
+    this.step += 1;
+    return { loss, lr, gradNorm };
+  }
+
+  /** Adds ∇(weight · loss) of the grids `indices` to the gradients; returns weight · loss. */
+  private microStep(indices: Int32Array, weight: number): number {
+    const { alphaMix, chain } = this.cfg;
+    return tidy(() => {
+      const idx = tensor(indices).long();
       const x0 = this.trainSet.x0.index([idx]);
       const cond = this.dropConditions(this.trainSet.cond?.index([idx]));
       const xs = noGrad(() => forwardChain(x0, this.schedule, chain.K, { steps: this.denoiser.t }));
       const [xtm1, xt] = [xs[this.denoiser.t - 1], xs[this.denoiser.t]];
       const logits = autocast(() => this.denoiser.logits(xt, xtm1, cond), { enabled: this.cfg.autocast }).float();
       const post = alphaMix > 0 ? noGrad(() => posterior(x0, xt, this.denoiser.t, this.schedule, chain.K)) : undefined;
-      const l = denoisingLoss(logits, xtm1, post, alphaMix).loss;
+      const l = denoisingLoss(logits, xtm1, post, alphaMix).loss.mul(weight);
       l.backward();
       return l.item();
     });
-    const gradNorm = clipGradNorm(this.optimizer.params, gradClip);
-    this.optimizer.stepUpdate();
-    this.optimizer.zeroGrad();
-    this.ema.update();
-    this.step += 1;
-    return { loss, lr, gradNorm };
   }
 
   /** Conditions [B, condLength], each replaced by the null condition with probability `conditionDropout`. */

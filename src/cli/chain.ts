@@ -3,7 +3,8 @@
  *
  * train  trains one scale's model on a token file (`--scale t`), resuming from its checkpoint, or every
  *        scale at once (`--all`), each in its own process with the cores split between them, and then
- *        writes the chain manifest;
+ *        writes the chain manifest; one scale data-parallel over several processes and hosts on c10d
+ *        (`--nproc-per-node N`, or under torchrun's environment);
  * nll    the chain's negative ELBO on token grids: bits per token per scale and in total.
  *
  * A chain directory (--out) holds scale<t>/checkpoint.safetensors per scale and chain.json, the manifest.
@@ -18,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { UsageError, integer, number, probability, need } from './args.js';
 import { type Tensor, manualSeed, readSafetensorsHeader } from '../torch/index.js';
 import { makeSchedule, type ScheduleSpec } from '../diffusion/index.js';
+import { dataParallelFromEnv, launchRanks, DEFAULT_TIMEOUT_MS } from '../distributed/index.js';
 import {
   ScaleTrainer, checkpointPath, exportChain, heldOutSplit, readTokenFile, chainManifest, writeManifest, loadChain, chainNll,
   NONE, conditionsOf, textConditioning, modelCard, readManifest, type EvalRow,
@@ -91,6 +93,28 @@ Training:
                      --quality-count samples (default 256) of the chain as it stands with this feature
                      classifier ('imagebart eval classifier'); results in DIR/quality.jsonl
   --seed N           held-out split, initialisation, noise (default 0)
+  --accumulate N     micro-batches of --batch-size whose gradients add up to one step (default 1)
+
+Data-parallel (one scale over several processes and hosts, on PyTorch's c10d with Gloo):
+  --nproc-per-node N   start N ranks on this host (torchrun's environment: RANK, WORLD_SIZE,
+                       LOCAL_RANK, MASTER_ADDR, MASTER_PORT); each trains on its own shard, with
+                       --batch-size grids per rank, and the gradients are averaged. Rank 0 validates,
+                       writes the checkpoint and logs; output lines are prefixed with the rank
+  --nnodes M           hosts taking part (default 1), each running this command
+  --node-rank R        this host's index, 0..M-1 (default 0); node 0 hosts the rendezvous
+  --master-addr HOST   address of node 0, reachable from every node (default 127.0.0.1)
+  --master-port P      its rendezvous port (default 29500)
+  --dist-timeout S     seconds any rank waits for the others (rendezvous, each all-reduce, rank 0's
+                       validation) before failing (default ${DEFAULT_TIMEOUT_MS / 1000})
+  Started by torchrun instead, a process reads the same environment itself. When a rank fails, the
+  others stop with its reason; running the same command again resumes from the checkpoint.
+
+Examples:
+  imagebart chain train --tokens tokens.safetensors --out chain --scale 2
+  imagebart chain train --tokens tokens.safetensors --out chain --scale 2 --nproc-per-node 2
+  # two hosts, two ranks each (run on both, with --node-rank 0 and 1):
+  imagebart chain train --tokens tokens.safetensors --out /shared/chain --scale 2 \
+    --nproc-per-node 2 --nnodes 2 --node-rank 0 --master-addr 10.0.0.1 --master-port 29500
 `;
 
 const NLL_HELP = `imagebart chain nll --manifest FILE --tokens FILE [options]
@@ -146,7 +170,17 @@ const TRAIN_OPTIONS = {
   'quality-count': { type: 'string' },
   autocast: { type: 'boolean' },
   seed: { type: 'string' },
+  accumulate: { type: 'string' },
+  'nproc-per-node': { type: 'string' },
+  nnodes: { type: 'string' },
+  'node-rank': { type: 'string' },
+  'master-addr': { type: 'string' },
+  'master-port': { type: 'string' },
+  'dist-timeout': { type: 'string' },
 } satisfies ParseArgsConfig['options'];
+
+/** Options of the launcher itself, not passed on to the ranks it starts. */
+const LAUNCH_OPTIONS = ['nproc-per-node', 'nnodes', 'node-rank', 'master-addr', 'master-port'];
 
 const NLL_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
@@ -238,6 +272,7 @@ function scaleConfig(v: TrainValues, out: string, t: number, declaredK: number |
     alphaMix: probability(v['alpha-mix'], 'alpha-mix'),
     autocast: v.autocast,
     seed: int(v.seed, 'seed', 0),
+    accumulate: int(v.accumulate, 'accumulate'),
   };
 }
 
@@ -256,7 +291,12 @@ async function train(v: TrainValues): Promise<number> {
   file.labels?.dispose();
   const configs = scales.map((t) => scaleConfig(v, out, t, file.K, conditioning));
   for (const p of ['val', 'vqgan', 'remap'] as const) if (v[p] !== undefined && !existsSync(v[p])) throw new UsageError(`--${p} ${v[p]} does not exist`);
-  if (!v.all) return trainScale(configs[0]);
+  const timeoutMs = (number(v['dist-timeout'], 'dist-timeout') ?? DEFAULT_TIMEOUT_MS / 1000) * 1000;
+  if (v['nproc-per-node'] !== undefined) {
+    if (v.all) throw new UsageError('--nproc-per-node trains one scale: give --scale t, not --all');
+    return launchScale(v);
+  }
+  if (!v.all) return trainScale(configs[0], timeoutMs);
 
   const manifest = chainManifest({
     vqgan: v.vqgan ? relative(out, v.vqgan) : null,
@@ -289,15 +329,36 @@ async function train(v: TrainValues): Promise<number> {
   return 0;
 }
 
-/** Trains one scale in this process. */
-function trainScale(config: ScaleTrainConfig): number {
-  const trainer = new ScaleTrainer(config);
+/** Starts this node's ranks of a data-parallel run of one scale (`--nproc-per-node`). */
+async function launchScale(v: TrainValues): Promise<number> {
+  const port = int(v['master-port'], 'master-port');
+  if (port !== undefined && port > 65535) throw new UsageError(`--master-port ${port} is not a port`);
+  const nodeRank = int(v['node-rank'], 'node-rank', 0);
+  const r = await launchRanks({
+    command: process.execPath, args: [SELF, 'train', ...optionArgs(v, LAUNCH_OPTIONS)],
+    nprocPerNode: need(int(v['nproc-per-node'], 'nproc-per-node'), 'nproc-per-node'), nnodes: int(v.nnodes, 'nnodes'),
+    nodeRank, masterAddr: v['master-addr'], masterPort: port,
+  });
+  return r.code;
+}
+
+/**
+ * Trains one scale in this process: alone, or as one rank of a data-parallel run when torchrun's
+ * environment is set (by `--nproc-per-node` or by torchrun itself).
+ */
+function trainScale(config: ScaleTrainConfig, timeoutMs: number): number {
+  const dist = dataParallelFromEnv({ timeoutMs });
+  const trainer = new ScaleTrainer(config, { dist });
+  const r = trainer.run();
+  dist?.group.barrier(); // every rank returns once rank 0 has written the last checkpoint
+  dist?.group.destroy();
+  if (dist && !dist.isMain) return 0;
   const params = trainer.denoiser.numParameters();
   process.stderr.write(`scale ${config.t}/${config.chain.T}: ${config.model.type}, ${(params / 1e6).toFixed(2)}M parameters, K ${config.chain.K}, ` +
-    `${trainer.denoiser.shape.tokens} tokens per grid, schedule ${config.chain.schedule}, ${config.steps} steps\n`);
-  const r = trainer.run();
+    `${trainer.denoiser.shape.tokens} tokens per grid, schedule ${config.chain.schedule}, ${config.steps} steps` +
+    (dist ? `, data-parallel over ${dist.worldSize} ranks (${dist.group.backend}, master ${dist.group.master})` : '') + '\n');
   const last = r.history.at(-1);
-  const tokensPerSecond = r.stepsPerSecond * config.batchSize! * trainer.denoiser.shape.tokens;
+  const tokensPerSecond = r.stepsPerSecond * config.batchSize! * (config.accumulate ?? 1) * (dist?.worldSize ?? 1) * trainer.denoiser.shape.tokens;
   process.stderr.write(`scale ${config.t}: done at step ${r.step}` +
     (last ? `, val NLL ${last.nll.toFixed(4)} bits/token (EMA ${last.nllEma.toFixed(4)})` : '') +
     `, ${r.stepsPerSecond.toFixed(2)} steps/s (${Math.round(tokensPerSecond)} tokens/s) → ${r.checkpoint}\n`);
@@ -312,15 +373,18 @@ const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 const splitCores = (cores: number, jobs: number): number[] =>
   Array.from({ length: jobs }, (_, i) => Math.max(1, Math.floor(cores / jobs) + (i < cores % jobs ? 1 : 0)));
 
-/** The command line of one scale's process under `train --all`: the same options, with --scale t in place of --all and --jobs. */
-function scaleArgs(v: TrainValues, t: number): string[] {
-  const args = ['train', '--scale', String(t)];
+/** The options as command-line arguments, but for those named in `skip`. */
+function optionArgs(v: TrainValues, skip: readonly string[]): string[] {
+  const args: string[] = [];
   for (const [k, x] of Object.entries(v)) {
-    if (['all', 'jobs', 'classifier', 'quality-every', 'quality-count'].includes(k) || x === undefined || x === false) continue;
+    if (skip.includes(k) || x === undefined || x === false) continue;
     args.push(`--${k}`, ...(x === true ? [] : [x]));
   }
   return args;
 }
+
+/** The command line of one scale's process under `train --all`: the same options, with --scale t in place of --all and --jobs. */
+const scaleArgs = (v: TrainValues, t: number): string[] => ['train', '--scale', String(t), ...optionArgs(v, ['all', 'jobs', 'classifier', 'quality-every', 'quality-count'])];
 
 /** A periodic sample-quality check while the scales train (`--classifier`). */
 interface QualityCheck { classifier: string; every: number; count: number; manifest: string; log: string }

@@ -20,11 +20,14 @@ import { shrinkOn } from '../vqgan/shrink.js';
 import { tokenizeDataset, loadTokens } from '../vqgan/tokens.js';
 import { VQGANTrainer, CHECKPOINT, FINAL_MODEL, type VQGANTrainConfig } from '../vqgan/trainer.js';
 import { UsageError, integer, number, need } from './args.js';
+import { dataParallelFromEnv } from '../distributed/index.js';
 
 const HELP = `imagebart vqgan <command> [options]
 
 Commands:
-  train    Train a VQGAN (resumes from <out>/${CHECKPOINT} if present).
+  train    Train a VQGAN (resumes from <out>/${CHECKPOINT} if present). Under torchrun's environment
+           (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) each process is one rank of a data-parallel
+           run on c10d: --batch-size per rank, rank 0 logs and saves.
   eval     Reconstruction PSNR/L1 and codebook usage on a dataset split.
   shrink   Keep only the codes used on a held-out split; write the shrunk model.
   encode   Tokenize a dataset split into a token file (int16/int32 grids + labels/captions).
@@ -154,8 +157,10 @@ async function train(v: Values): Promise<number> {
   const limit = integer(v.limit, 'limit');
   if (limit !== undefined) trainSet = subset(trainSet, Array.from({ length: Math.min(limit, trainSet.size) }, (_, i) => i));
   const val = open(data, 'test', resolution, inChannels);
-  const trainer = new VQGANTrainer(c, { outDir, train: trainSet, val });
-  writeFileSync(join(outDir, 'config.json'), JSON.stringify(c, null, 2) + '\n');
+  const dist = dataParallelFromEnv(); // one rank of a data-parallel run, under torchrun's environment
+  const main = dist?.isMain ?? true;
+  const trainer = new VQGANTrainer(c, { outDir, train: trainSet, val, dist });
+  if (main) writeFileSync(join(outDir, 'config.json'), JSON.stringify(c, null, 2) + '\n');
   if (resuming) trainer.resume();
   const stop = new AbortController();
   const onSignal = () => stop.abort();
@@ -167,6 +172,9 @@ async function train(v: Values): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+  if (!stop.signal.aborted) dist?.group.barrier(); // every rank returns once rank 0 has saved
+  dist?.group.destroy();
+  if (!main) return 0;
   if (stop.signal.aborted) {
     trainer.saveCheckpoint();
     process.stderr.write(`\ninterrupted at step ${trainer.step}; checkpoint saved to ${trainer.checkpointPath}\n`);

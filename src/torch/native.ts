@@ -62,6 +62,18 @@ export interface NativeAddon {
   setAutocast(device: 'cpu' | 'cuda', enabled: boolean, dtype: number, entering: boolean): boolean;
   cudaDeviceCount(): number;
   config(): string;
+  /** c10d backends this build has (empty when it was built without c10d). */
+  c10dBackends: string[];
+  createGroup?(o: { rank: number; worldSize: number; host: string; port: number; timeoutMs: number; backend: string }): NativeGroup;
+  allReduce?(g: NativeGroup, tensors: NativeHandle[], op: 'sum' | 'mean' | 'max' | 'min'): void;
+  broadcast?(g: NativeGroup, tensors: NativeHandle[], root: number): void;
+  barrier?(g: NativeGroup): void;
+  destroyGroup?(g: NativeGroup): void;
+}
+
+/** Opaque handle of one process's membership of a c10d process group. */
+export interface NativeGroup {
+  readonly __nativeGroup: unique symbol;
 }
 
 function repoRoot(): string {

@@ -10,6 +10,10 @@
  *   PSNR and codebook usage/perplexity; every checkpointEvery an atomic checkpoint `last.safetensors`
  *   (model, discriminator, both optimisers' moments, step, configs), so a kill loses at most one interval.
  *
+ * Data-parallel with `dist` (src/distributed): rank 0's weights broadcast at the start, each rank trains
+ * on its own shard of every batch (batchSize images per rank), both updates' gradients averaged over the
+ * ranks before their optimiser steps; rank 0 alone logs, writes samples, validates and saves.
+ *
  * One deviation from taming, for speed: the discriminator sees the reconstruction made before the
  * autoencoder update of the same step (taming re-runs the autoencoder forward for the second optimiser).
  */
@@ -17,7 +21,8 @@ import { mkdirSync, appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tensor, autocast, tensor, tidy, noGrad, manualSeed } from '../torch/index.js';
 import { AdamW } from '../optim/index.js';
-import { collate, permutation, makeGrid, encodePng, type ImageDataset } from '../data/index.js';
+import { collate, makeGrid, encodePng, type ImageDataset } from '../data/index.js';
+import { ShardSampler, type DataParallel } from '../distributed/index.js';
 import { VQModel, saveVQModel, readCheckpoint, modelWeights } from './model.js';
 import { VQGANLoss, type VQGANLossConfig, type GeneratorLoss } from './loss.js';
 import { loadLPIPS } from './perceptual.js';
@@ -55,6 +60,8 @@ export interface TrainerOptions {
   val?: ImageDataset;
   /** Where progress goes (default: stderr). */
   write?: (text: string) => void;
+  /** Train data-parallel over its process group. */
+  dist?: DataParallel;
 }
 
 export interface StepLog {
@@ -83,7 +90,9 @@ export class VQGANTrainer {
   step = 0;
   private readonly val: ImageDataset;
   private readonly write: (text: string) => void;
-  private perm?: { epoch: number; order: Int32Array };
+  private readonly sampler: ShardSampler;
+  /** This process logs, validates and saves (rank 0, or the only process). */
+  private readonly main: boolean;
   /** A TTY progress line is showing (rewritten in place with \r). */
   private lineOpen = false;
 
@@ -95,29 +104,27 @@ export class VQGANTrainer {
     }
     if (train.size < config.batchSize) throw new Error(`VQGAN trainer: ${train.size} training images, fewer than one batch of ${config.batchSize}`);
     this.val = opts.val ?? train;
-    this.write = opts.write ?? ((s) => process.stderr.write(s));
+    this.main = opts.dist?.isMain ?? true;
+    this.write = this.main ? (opts.write ?? ((s) => process.stderr.write(s))) : () => {};
+    this.sampler = new ShardSampler({ n: train.size, batchSize: config.batchSize, seed: config.seed, rank: opts.dist?.rank, worldSize: opts.dist?.worldSize });
     manualSeed(config.seed);
     this.model = new VQModel(config.model).train();
     const lp = config.loss.perceptualWeights;
     this.loss = new VQGANLoss(config.loss, dd.outCh, lp ? loadLPIPS(lp) : undefined).train();
     const adam = { lr: config.lr, betas: [0.5, 0.9] as [number, number], decoupled: false, weightDecay: 0 };
     this.optAE = new AdamW(this.model.parameters(), adam);
+    opts.dist?.broadcastModule(this.model, this.loss);
     this.optDisc = new AdamW(this.loss.discriminator.parameters(), adam);
     mkdirSync(join(opts.outDir, 'samples'), { recursive: true });
   }
 
   get checkpointPath(): string { return join(this.opts.outDir, CHECKPOINT); }
 
-  /** The training batch of a given step: epoch e is a permutation seeded by seed + e, short tail dropped. */
+  /** This rank's training batch of a given step: epoch e is a permutation seeded by seed + e, short tail dropped. */
   batchAt(step: number): Tensor {
     const { train } = this.opts;
-    const B = this.config.batchSize;
-    const perEpoch = Math.floor(train.size / B);
-    const epoch = Math.floor(step / perEpoch);
-    if (this.perm?.epoch !== epoch) this.perm = { epoch, order: permutation(train.size, this.config.seed + epoch) };
-    const i = step % perEpoch;
-    const { images } = collate(train, this.perm.order.subarray(i * B, (i + 1) * B));
-    return tensor(images, [B, train.channels, train.resolution, train.resolution]);
+    const { images } = collate(train, this.sampler.indices(step));
+    return tensor(images, [this.config.batchSize, train.channels, train.resolution, train.resolution]);
   }
 
   /** One optimisation step of the autoencoder and (once active) the discriminator. */
@@ -133,6 +140,7 @@ export class VQGANTrainer {
         g = this.loss.generatorLoss(x, rec, out.qloss, this.step, this.model.decoder.convOut.weight);
         this.optAE.zeroGrad();
         g.loss.backward();
+        this.opts.dist?.syncGradients(this.optAE.params);
         this.optAE.stepUpdate();
       } finally {
         for (const p of disc) p.requiresGrad_(true);
@@ -142,6 +150,7 @@ export class VQGANTrainer {
         const d = this.loss.discriminatorLoss(x, rec);
         this.optDisc.zeroGrad();
         d.loss.backward();
+        this.opts.dist?.syncGradients(this.optDisc.params);
         this.optDisc.stepUpdate();
         Object.assign(log, d.log);
       }
@@ -160,6 +169,7 @@ export class VQGANTrainer {
     this.say(`vqgan: ${this.model.numParameters().toLocaleString('en')} parameters, ${this.opts.train.size} training images, ` +
       `perceptual loss ${perceptualWeight > 0 && perceptualWeights ? `on (${perceptualWeights}, weight ${perceptualWeight})` : 'off (no LPIPS weights given; none are available offline)'}, ` +
       `discriminator from step ${c.loss.discStart}, starting at step ${this.step}/${c.steps}`);
+    this.opts.dist?.checkSameStep(this.step);
     const started = performance.now();
     const firstStep = this.step;
     let last: EvalResult | undefined;
@@ -167,18 +177,25 @@ export class VQGANTrainer {
       if (o.signal?.aborted) return last;
       const log = tidy(() => this.trainStep(this.batchAt(this.step)));
       const done = this.step;
-      if (done % c.logEvery === 0 || done === c.steps) {
-        const rate = (done - firstStep) / ((performance.now() - started) / 1000);
-        this.progress(log, rate);
-        this.record({ kind: 'train', step: done, ...log, stepsPerSecond: rate });
-      }
-      if (done % c.sampleEvery === 0 || done === c.steps) this.writeSamples();
-      if (done % c.valEvery === 0 || done === c.steps) last = this.validate();
-      if (done % c.checkpointEvery === 0 || done === c.steps) this.saveCheckpoint();
+      if (this.main) last = this.afterStep(log, (done - firstStep) / ((performance.now() - started) / 1000)) ?? last;
       await new Promise((r) => setImmediate(r)); // lets signals and timers run between steps
     }
-    saveVQModel(join(this.opts.outDir, FINAL_MODEL), this.model, { metadata: { step: String(this.step) } });
+    if (this.main) saveVQModel(join(this.opts.outDir, FINAL_MODEL), this.model, { metadata: { step: String(this.step) } });
     return last;
+  }
+
+  /** Rank 0's work after step `this.step`: progress, samples, validation, checkpoint, as each is due. */
+  private afterStep(log: StepLog, rate: number): EvalResult | undefined {
+    const c = this.config, done = this.step;
+    let val: EvalResult | undefined;
+    if (done % c.logEvery === 0 || done === c.steps) {
+      this.progress(log, rate);
+      this.record({ kind: 'train', step: done, ...log, stepsPerSecond: rate });
+    }
+    if (done % c.sampleEvery === 0 || done === c.steps) this.writeSamples();
+    if (done % c.valEvery === 0 || done === c.steps) val = this.validate();
+    if (done % c.checkpointEvery === 0 || done === c.steps) this.saveCheckpoint();
+    return val;
   }
 
   /** Validation PSNR and codebook usage on the first valImages validation images (logged). */

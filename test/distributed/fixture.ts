@@ -1,0 +1,88 @@
+/**
+ * Shared by the distributed tests and the rank processes they start: one optimisation step of a tiny
+ * encoder-decoder scale on a fixed batch (or a slice of it), and the helpers that start ranks.
+ */
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { type Tensor, manualSeed, randint, noGrad, tidy } from '../../src/torch/index.js';
+import { makeSchedule, forwardChain, posterior, denoisingLoss } from '../../src/diffusion/index.js';
+import { createDenoiser } from '../../src/chain/index.js';
+import { AdamW, EMA, clipGradNorm } from '../../src/optim/index.js';
+import type { DataParallel } from '../../src/distributed/index.js';
+
+export const BATCH = 8;
+
+/**
+ * Seeds with `initSeed`, builds the scale-2 model of a T = 3 chain (K = 8, 4×4 grids), takes rows
+ * [start, start + length) of a fixed batch of (x_0, x_1, x_2), and runs loss, backward, gradient sync
+ * (with `dist`), clipping, one AdamW step and one EMA update. Returns the synced gradients, the new
+ * weights and the EMA, by parameter name.
+ */
+export function tinyStep(start: number, length: number, o: { initSeed?: number; dist?: DataParallel } = {}): Record<string, Tensor> {
+  const K = 8, t = 2;
+  const schedule = makeSchedule('geometric', 3);
+  manualSeed(123);
+  const x0all = randint(0, K, [BATCH, 16]);
+  const xs = noGrad(() => forwardChain(x0all, schedule, K, { steps: t })).map((x) => x.narrow(0, start, length));
+  const x0 = x0all.narrow(0, start, length);
+  manualSeed(o.initSeed ?? 0);
+  const model = createDenoiser(t, { type: 'xtransformer', dim: 32, heads: 2, dimHead: 16, encoderDepth: 1, decoderDepth: 1 }, { K, T: 3, tokens: 16 }, schedule);
+  o.dist?.broadcastModule(model);
+  const opt = new AdamW(model.decayGroups(0.01), { lr: 1e-2, betas: [0.9, 0.95] });
+  const ema = new EMA(model, 0.9);
+  tidy(() => {
+    const post = noGrad(() => posterior(x0, xs[t]!, t, schedule, K));
+    denoisingLoss(model.logits(xs[t]!, xs[t - 1]!), xs[t - 1]!, post, 1).loss.backward();
+  });
+  o.dist?.syncGradients(opt.params);
+  const out: Record<string, Tensor> = {};
+  for (const [n, p] of model.namedParameters()) if (p.grad) out[`grad.${n}`] = p.grad.clone();
+  clipGradNorm(opt.params, 0.05);
+  opt.stepUpdate();
+  ema.update();
+  for (const [n, p] of model.namedParameters()) out[`weight.${n}`] = p.detach().clone();
+  for (const [n, s] of ema.shadow) out[`ema.${n}`] = s.clone();
+  return out;
+}
+
+/** A TCP port free right now on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const srv = createServer().once('error', fail).listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => done(port));
+    });
+  });
+}
+
+export const RANK_SCRIPT = fileURLToPath(new URL('./rank.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/** How a process ended; `end` on performance.now()'s clock. */
+export interface Exit { code: number | null; signal: NodeJS.Signals | null; out: string; ms: number; end: number }
+
+/** Runs a process to its end (killing it after `limitMs`), collecting stdout and stderr together. */
+export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, limitMs = 240_000, onLine?: (line: string) => void): Promise<Exit> & { kill: (s?: NodeJS.Signals) => void } {
+  const t0 = performance.now();
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const take = (b: Buffer) => {
+    const s = b.toString();
+    out += s;
+    if (onLine) for (const l of s.split('\n')) if (l) onLine(l);
+  };
+  child.stdout.on('data', take);
+  child.stderr.on('data', take);
+  const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+  const p = new Promise<Exit>((done) => child.on('close', (code, signal) => {
+    clearTimeout(timer);
+    done({ code, signal, out, ms: performance.now() - t0, end: performance.now() });
+  })) as Promise<Exit> & { kill: (s?: NodeJS.Signals) => void };
+  p.kill = (s = 'SIGKILL') => child.kill(s);
+  return p;
+}
+
+/** torchrun's environment for rank `rank` of `world` on 127.0.0.1:port. */
+export const rankEnv = (rank: number, world: number, port: number, addr = '127.0.0.1'): NodeJS.ProcessEnv =>
+  ({ RANK: String(rank), WORLD_SIZE: String(world), LOCAL_RANK: String(rank), MASTER_ADDR: addr, MASTER_PORT: String(port), IMAGEBART_THREADS: '1', IMAGEBART_BLAS_THREADS: '1' });

@@ -1,0 +1,46 @@
+/**
+ * One rank of the distributed tests (started with torchrun's environment): `node rank.js MODE OUT`.
+ *   step   collectives on lists of tensors, then tinyStep on this rank's half of the batch (rank 1
+ *          initialised differently: the broadcast must fix it); results to OUT (safetensors)
+ *   die    after one all-reduce, rank 1 exits; rank 0's next all-reduce must fail
+ *   hang   rank 1 joins, then sleeps without taking part; rank 0's all-reduce must time out
+ * Rank 0 prints one JSON line: { error, ms } for die/hang.
+ */
+import { tensor, saveSafetensors } from '../../src/torch/index.js';
+import { ProcessGroup, DataParallel, launchEnv } from '../../src/distributed/index.js';
+import { tinyStep, BATCH } from './fixture.js';
+
+const [mode, out] = process.argv.slice(2);
+const env = launchEnv()!;
+const group = new ProcessGroup({ ...env, timeoutMs: Number(process.env.TEST_TIMEOUT_MS ?? 20000) });
+const r = group.rank, W = group.worldSize;
+
+if (mode === 'step') {
+  const a = tensor([r + 1, 10 * (r + 1)]), b = tensor([[r, -r], [2 * r, 1]]), c = tensor([r]), d = tensor([r + 1, r + 2, 5]);
+  group.allReduce([a, b], 'sum');
+  group.allReduce([c], 'mean');
+  const m = tensor([r, 5 - 3 * r]);
+  group.allReduce([m], 'max');
+  group.broadcast([d], 1);
+  group.barrier();
+  const half = BATCH / W;
+  const res = tinyStep(r * half, half, { initSeed: r === 0 ? 0 : 99, dist: new DataParallel(group, { bucketBytes: 4096 }) });
+  saveSafetensors(out!, { ...res, 'c.sum_a': a, 'c.sum_b': b, 'c.mean_c': c, 'c.max_m': m, 'c.bcast_d': d });
+} else if (mode === 'die' || mode === 'hang') {
+  const x = tensor([1, 2, 3]);
+  group.allReduce([x]);
+  if (r === 1) {
+    if (mode === 'die') process.exit(3);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2 * group.timeoutMs);
+    process.exit(0);
+  }
+  const t0 = performance.now();
+  try {
+    group.allReduce([x]);
+    console.log(JSON.stringify({ error: null, ms: performance.now() - t0 }));
+  } catch (e) {
+    console.log(JSON.stringify({ error: (e as Error).message, ms: performance.now() - t0 }));
+  }
+  process.exit(0);
+}
+group.destroy();
