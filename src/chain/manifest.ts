@@ -35,6 +35,8 @@ export interface ChainManifest {
   /** Number of classes of a class-conditional chain, else null. */
   classes: number | null;
   scales: { t: number; checkpoint: string }[];
+  /** Sampling defaults the model comes with (an imported release: the official top-k of 100, clamped to K); flags override them. */
+  sampling?: { topK?: number };
 }
 
 /** A manifest for a chain; `beta` is filled in from the schedule. */

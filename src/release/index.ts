@@ -2,3 +2,4 @@
 export * from './files.js';
 export * from './config.js';
 export * from './inspect.js';
+export * from './import.js';
