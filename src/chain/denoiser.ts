@@ -8,7 +8,7 @@
  *   logits sliced from position len(t, c…) - 1 so that output i predicts x_{T-1}[i].
  */
 import { type Tensor, cat, full, zeros } from '../torch/index.js';
-import { Module, Linear } from '../nn/index.js';
+import { Module, Linear, type LoadResult } from '../nn/index.js';
 import { weightDecayGroups, type ParamGroup } from '../optim/index.js';
 import type { Schedule } from '../diffusion/index.js';
 import { XTransformer, ResidualScaledXTransformer } from './xtransformer.js';
@@ -25,6 +25,9 @@ export type ScaleModelConfig =
       dimHead?: number;
       encoderDepth: number;
       decoderDepth: number;
+      /** Position-table lengths; default the longest inputs, 1 + condLength + tokens and tokens (official configs may have more). */
+      encoderMaxSeqLen?: number;
+      decoderMaxSeqLen?: number;
     }
   | {
       type: 'gpt';
@@ -33,6 +36,8 @@ export type ScaleModelConfig =
       depth: number;
       /** Leading positions attending both ways; default 1 + condLength (the whole prefix). */
       nUnmasked?: number;
+      /** Positions of the position table; default condLength + tokens, the longest input (official configs may have more). */
+      blockSize?: number;
     };
 
 /** What every scale of one chain shares. */
@@ -65,8 +70,8 @@ export abstract class Denoiser extends Module {
   /** AdamW groups as the official configure_optimizers of this model kind. */
   abstract decayGroups(weightDecay: number): ParamGroup[];
 
-  /** `[t, c…]` [B, 1 + condLength]. */
-  prefix(batch: number, cond?: Tensor, device = 'cpu'): Tensor {
+  /** `[t, c…]` [B, 1 + condLength], on the conditioning's device, else the model's. */
+  prefix(batch: number, cond?: Tensor, device = cond?.device ?? this.device): Tensor {
     const t = full([batch, 1], this.t, { dtype: 'int64', device });
     const want = this.shape.condLength ?? 0;
     if ((cond?.size(1) ?? 0) !== want) throw new Error(`scale ${this.t}: expected ${want} conditioning tokens per example, got ${cond?.size(1) ?? 0}`);
@@ -115,6 +120,13 @@ export class DecoderOnlyDenoiser extends Denoiser {
     return this.transformer.forward(idx).narrow(1, c.size(1) - 1, n);
   }
 
+  /** Loads weights, then refuses masks that disagree with the config's nUnmasked (the cached path follows the config). */
+  override loadStateDict(sd: Map<string, Tensor> | Record<string, Tensor>, o: { strict?: boolean } = {}): LoadResult {
+    const r = super.loadStateDict(sd, o);
+    this.transformer.checkMasks('transformer.');
+    return r;
+  }
+
   /** minGPT's groups: Linear weights decay; biases, LayerNorms, embeddings and pos_emb do not. */
   decayGroups(weightDecay: number): ParamGroup[] {
     return weightDecayGroups(this, weightDecay, (name, owner) => owner instanceof Linear && name.endsWith('weight'));
@@ -128,15 +140,17 @@ export function createDenoiser(t: number, model: ScaleModelConfig, shape: ChainS
   const cond = shape.condLength ?? 0;
   const N = shape.tokens;
   if (model.type === 'gpt') {
+    const blockSize = model.blockSize ?? cond + N;
+    if (!(Number.isInteger(blockSize) && blockSize >= cond + N)) throw new RangeError(`scale ${t}: GPT block size ${blockSize} is shorter than its input, ${cond + N} positions`);
     return new DecoderOnlyDenoiser(t, shape, new GPT({
-      vocabSize: shape.K, inputVocabSize: inputVocab(shape), blockSize: cond + N,
+      vocabSize: shape.K, inputVocabSize: inputVocab(shape), blockSize,
       nLayer: model.depth, nHead: model.heads, nEmbd: model.dim, nUnmasked: model.nUnmasked ?? 1 + cond,
     }));
   }
   const cfg = {
     dim: model.dim, dimHead: model.dimHead,
-    encoder: { numTokens: inputVocab(shape), maxSeqLen: 1 + cond + N, depth: model.encoderDepth, heads: model.heads },
-    decoder: { numTokens: shape.K, maxSeqLen: N, depth: model.decoderDepth, heads: model.heads },
+    encoder: { numTokens: inputVocab(shape), maxSeqLen: model.encoderMaxSeqLen ?? 1 + cond + N, depth: model.encoderDepth, heads: model.heads },
+    decoder: { numTokens: shape.K, maxSeqLen: model.decoderMaxSeqLen ?? N, depth: model.decoderDepth, heads: model.heads },
   };
   if (model.type === 'xtransformer') return new EncoderDecoderDenoiser(t, shape, new XTransformer(cfg));
   const rs = new ResidualScaledXTransformer({ ...cfg, nScales: shape.T, scalePos: 0, xtStart: 1 + cond, xtSize: N });

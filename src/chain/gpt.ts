@@ -7,7 +7,9 @@
  * - nLayer blocks x + attn(ln1(x)), x + mlp(ln2(x)); attention over nHead heads of nEmbd/nHead, with
  *   biased key/query/value/proj, scale 1/√headDim and masked scores set to -inf;
  * - the mask is a buffer saved in the state dict: lower-triangular, with the top-left nUnmasked ×
- *   nUnmasked block all ones (the conditioning attends both ways), so a checkpoint's mask wins;
+ *   nUnmasked block all ones (the conditioning attends both ways). `nUnmasked` is its one source of
+ *   truth: the uncached path reads the mask, the cached path the config, so `checkMasks` refuses a
+ *   loaded mask that is not the one the config builds;
  * - mlp Linear(nEmbd, 4·nEmbd) → exact GELU → Linear; final LayerNorm; head without bias;
  * - initialisation as minGPT: Linear and Embedding weights N(0, 0.02), biases 0, pos_emb 0.
  *
@@ -51,10 +53,7 @@ export class CausalSelfAttention extends Module {
     this.value = this.module('value', new Linear(d, d));
     this.proj = this.module('proj', new Linear(d, d));
     this.nHead = cfg.nHead;
-    const n = cfg.blockSize, u = cfg.nUnmasked ?? 0;
-    const mask = ones([n, n]).tril();
-    if (u > 0) mask.narrow(0, 0, u).narrow(1, 0, u).fill_(1);
-    this.mask = this.buffer('mask', mask.view(1, 1, n, n));
+    this.mask = this.buffer('mask', gptMask(cfg.blockSize, cfg.nUnmasked ?? 0));
   }
 
   /** x [B, L, nEmbd]; with a cache slot: the official forward_with_past (append k, v; no mask). */
@@ -69,6 +68,29 @@ export class CausalSelfAttention extends Module {
     const y = attend(q, k, v, 1 / Math.sqrt(k.size(-1)), blocked);
     return this.proj.forward(mergeHeads(y));
   }
+}
+
+/** [1, 1, n, n]: lower-triangular ones, the top-left u × u block all ones. */
+export function gptMask(n: number, u: number, device?: string): Tensor {
+  const mask = ones([n, n], { device }).tril();
+  if (u > 0) mask.narrow(0, 0, u).narrow(1, 0, u).fill_(1);
+  return mask.view(1, 1, n, n);
+}
+
+/**
+ * The u for which `mask` [1, 1, n, n] equals gptMask(n, u) — 0 for a plain causal mask (u = 0 and
+ * u = 1 build the same one) — or undefined when it has another pattern.
+ */
+export function unmaskedOf(mask: Tensor): number | undefined {
+  const n = mask.size(-1);
+  return tidy(() => {
+    const m = mask.reshape(n, n).ne(0);
+    const past = ones([n, n], { device: mask.device }).triu(1).ne(0); // entries after the diagonal
+    const seesLater = m.logicalAnd(past).any(1).toNumbers(); // row i attends to a later position
+    const u = seesLater.lastIndexOf(1) + 2; // rows 0..u-2 of a u × u block see later positions
+    const candidate = u === 1 ? 0 : u;
+    return gptMask(n, candidate, mask.device).reshape(n, n).ne(0).eq(m).all().item() ? candidate : undefined;
+  });
 }
 
 export class Block extends Module {
@@ -112,6 +134,20 @@ export class GPT extends Module {
       if (m instanceof Linear || m instanceof Embedding) init.normal_(m.weight, 0, 0.02);
       if (m instanceof Linear && m.bias) init.zeros_(m.bias);
     }
+  }
+
+  /**
+   * Refuses masks that differ from the one nUnmasked builds (after loading a checkpoint), naming the
+   * key under `prefix` and what the mask holds.
+   */
+  checkMasks(prefix = ''): void {
+    const want = this.cfg.nUnmasked ?? 0;
+    this.blocks.items.forEach((b, l) => {
+      const u = unmaskedOf(b.attn.mask);
+      if (u !== undefined && Math.max(u, 1) === Math.max(want, 1)) return;
+      const holds = u === undefined ? 'is not a causal mask with a bidirectional prefix' : `lets the first ${u} positions attend both ways`;
+      throw new Error(`${prefix}blocks.${l}.attn.mask ${holds}, but the config's n_unmasked is ${want}: the cached and uncached decoders would disagree`);
+    });
   }
 
   /** idx [B, L] → logits [B, L, vocabSize]; with a cache, the unmasked cached path (see above). */

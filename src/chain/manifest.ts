@@ -36,6 +36,8 @@ export interface ChainManifest {
   /** What the chain is conditioned on (manifests written before this field say `classes: n | null`). */
   conditioning: Conditioning;
   scales: { t: number; checkpoint: string }[];
+  /** Sampling defaults the model comes with (an imported release: the official top-k of 100, clamped to K); flags override them. */
+  sampling?: { topK?: number };
 }
 
 /** A manifest for a chain; `beta` is filled in from the schedule. */

@@ -291,23 +291,66 @@ function materialize(root: unknown, read: StorageReader, select: (path: readonly
   }
 }
 
+/** A checkpoint opened for reading tensor by tensor: its object tree (tensors as TensorRefs) and a loader. */
+export interface OpenCheckpoint {
+  readonly path: string;
+  readonly format: CheckpointFormat;
+  /** The unpickled object, every tensor still a TensorRef (no tensor data read yet). */
+  readonly root: unknown;
+  /** Reads one tensor (its storage, then the strided view): the caller frees it. */
+  load(ref: TensorRef): Tensor;
+  close(): void;
+}
+
+/**
+ * Opens a torch.save file (zip or legacy) without reading tensor data: a multi-GB checkpoint can be
+ * converted tensor by tensor, each freed before the next is read. Never runs pickle code.
+ */
+export function openTorchCheckpoint(path: string, o: ReadCheckpointOptions = {}): OpenCheckpoint {
+  const format = detectCheckpointFormat(path);
+  const named = namedErrors(path);
+  const archive = named(() => (format === 'zip' ? readZip(path, o) : readLegacy(path, o)));
+  return {
+    path, format, root: archive.root, close: archive.close,
+    load: (ref) => named(() => {
+      if (!(ref.storage instanceof StorageHandle)) throw new PickleError('a tensor is built from something other than a stored storage');
+      const h = ref.storage;
+      const whole = archive.read(h);
+      const base = h.view ? whole.narrow(0, h.view.offset, h.view.numel) : whole;
+      const t = stridedView(base, ref);
+      if (base !== whole) base.dispose();
+      whole.dispose();
+      return t;
+    }),
+  };
+}
+
 /**
  * Reads a torch.save file (zip or legacy) into plain JS data with engine tensors. Never runs pickle
  * code; objects outside the allow-list are an error unless `skipUnknown`. Errors name the file.
  */
 export function readTorchCheckpoint(path: string, o: ReadCheckpointOptions = {}): unknown {
   const format = detectCheckpointFormat(path);
-  let archive: { root: unknown; read: StorageReader; close: () => void } | undefined;
+  const named = namedErrors(path);
+  const archive = named(() => (format === 'zip' ? readZip(path, o) : readLegacy(path, o)));
   try {
-    archive = format === 'zip' ? readZip(path, o) : readLegacy(path, o);
-    return materialize(archive.root, archive.read, o.select ?? (() => true));
-  } catch (e) {
-    if (e instanceof ZipError) throw new CheckpointError(path, e.problem);
-    if (e instanceof PickleError) throw new CheckpointError(path, e.message);
-    throw e;
+    return named(() => materialize(archive.root, archive.read, o.select ?? (() => true)));
   } finally {
-    archive?.close();
+    archive.close();
   }
+}
+
+/** Runs fn, turning zip and pickle errors into CheckpointErrors that name the file. */
+function namedErrors(path: string): <T>(fn: () => T) => T {
+  return (fn) => {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof ZipError) throw new CheckpointError(path, e.problem);
+      if (e instanceof PickleError) throw new CheckpointError(path, e.message);
+      throw e;
+    }
+  };
 }
 
 /**

@@ -103,6 +103,12 @@ export abstract class Module {
     return this;
   }
 
+  /** Where the module's tensors live: its first parameter's (or buffer's) device; 'cpu' when it has none. */
+  get device(): Device {
+    const t = this.parameters()[0] ?? this.namedBuffers()[0]?.[1];
+    return t?.device ?? 'cpu';
+  }
+
   numParameters(): number { return this.parameters().reduce((a, p) => a + p.numel, 0); }
 
   train(mode = true): this {

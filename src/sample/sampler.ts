@@ -29,6 +29,8 @@ export interface SamplingChain {
   readonly tokenShape: readonly [number, number];
   /** What the chain is conditioned on (default none): how classes and captions become tokens. */
   readonly conditioning?: Conditioning;
+  /** Defaults of every scale's settings that the model comes with (RunOptions override them). */
+  readonly settings?: ScaleSettings;
 }
 
 /** What every run of the chain (sample, maskedEdit) takes. */
@@ -132,7 +134,8 @@ export function scaleSettings(chain: SamplingChain, o: RunOptions): Record<numbe
     if (!(Number(t) >= 1 && Number(t) <= T && Number.isInteger(Number(t)))) throw new RangeError(`settings for scale ${t}: the chain has scales 1..${T}`);
   }
   const out: Record<number, Required<ScaleSettings>> = {};
-  for (let t = 1; t <= T; t++) out[t] = resolveSettings({ ...o.settings, ...o.scales?.[t] }, K, `scale ${t}`);
+  const given = (x?: ScaleSettings) => Object.fromEntries(Object.entries(x ?? {}).filter(([, v]) => v !== undefined)) as ScaleSettings;
+  for (let t = 1; t <= T; t++) out[t] = resolveSettings({ ...chain.settings, ...given(o.settings), ...given(o.scales?.[t]) }, K, `scale ${t}`);
   return out;
 }
 

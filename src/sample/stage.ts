@@ -48,5 +48,5 @@ export function loadSamplingChain(manifestPath: string, o: { ema?: boolean } = {
   const [h, w] = manifest.tokenShape;
   if (firstStage.numTokens !== manifest.K) throw bad(`the VQGAN has ${firstStage.numTokens} token ids but the chain K = ${manifest.K}`);
   if (firstStage.latentSize !== h || firstStage.latentSize !== w) throw bad(`the VQGAN makes ${firstStage.latentSize}×${firstStage.latentSize} grids, the chain ${h}×${w}`);
-  return { chain: { denoisers, schedule, tokenShape: [h, w], conditioning: manifest.conditioning }, firstStage, manifest };
+  return { chain: { denoisers, schedule, tokenShape: [h, w], conditioning: manifest.conditioning, settings: manifest.sampling }, firstStage, manifest };
 }

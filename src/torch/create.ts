@@ -15,6 +15,26 @@ const A = {
   randn: op('aten::randn'), rand: op('aten::rand'), randint: op('aten::randint.low'), randperm: op('aten::randperm'),
 };
 
+let defaultDevice: Device = 'cpu';
+
+/**
+ * Runs fn with `device` as the default of every creation function here (PyTorch's
+ * `torch.set_default_device` for one scope): a module built inside lives on that device from the
+ * start — no CPU copy of a large model first, and `meta` builds one with shapes but no memory.
+ */
+export function onDevice<R>(device: Device, fn: () => R): R {
+  const prev = defaultDevice;
+  defaultDevice = device;
+  try {
+    return fn();
+  } finally {
+    defaultDevice = prev;
+  }
+}
+
+/** The device creation functions use when none is given (see onDevice). */
+export const currentDevice = (): Device => defaultDevice;
+
 function finish(t: Tensor, o: CreateOptions): Tensor {
   if (o.requiresGrad) t.requiresGrad_(true);
   return t;
@@ -59,32 +79,33 @@ export function tensor(data: ArrayBufferView | NestedNumbers, shapeOrOpts?: read
     const f64 = Float64Array.from(flat, Number);
     t = wrap(native.fromData(f64, dtypeCode('float64'), shape)).to(opts.dtype ?? 'float32');
   }
-  if (opts.device && opts.device !== 'cpu') t = t.to(opts.device);
+  const device = opts.device ?? defaultDevice;
+  if (device !== 'cpu') t = t.to(device);
   return finish(t, opts);
 }
 
-export const zeros = (shape: readonly number[], o: CreateOptions = {}): Tensor => finish(wrap(A.zeros([...shape], dt(o), undefined, o.device)), o);
-export const ones = (shape: readonly number[], o: CreateOptions = {}): Tensor => finish(wrap(A.ones([...shape], dt(o), undefined, o.device)), o);
+export const zeros = (shape: readonly number[], o: CreateOptions = {}): Tensor => finish(wrap(A.zeros([...shape], dt(o), undefined, o.device ?? defaultDevice)), o);
+export const ones = (shape: readonly number[], o: CreateOptions = {}): Tensor => finish(wrap(A.ones([...shape], dt(o), undefined, o.device ?? defaultDevice)), o);
 export const full = (shape: readonly number[], value: number, o: CreateOptions = {}): Tensor =>
-  finish(wrap(A.full([...shape], value, dt(o), undefined, o.device)), o);
-export const empty = (shape: readonly number[], o: CreateOptions = {}): Tensor => finish(wrap(A.empty([...shape], dt(o), undefined, o.device)), o);
+  finish(wrap(A.full([...shape], value, dt(o), undefined, o.device ?? defaultDevice)), o);
+export const empty = (shape: readonly number[], o: CreateOptions = {}): Tensor => finish(wrap(A.empty([...shape], dt(o), undefined, o.device ?? defaultDevice)), o);
 /** [start, end) by step; int64 unless dtype is given or any bound is fractional. */
 export function arange(start: number, end?: number, step = 1, o: CreateOptions = {}): Tensor {
   if (end === undefined) [start, end] = [0, start];
   const integral = Number.isInteger(start) && Number.isInteger(end) && Number.isInteger(step);
-  return finish(wrap(A.arange(start, end, step, dt(o, integral ? 'int64' : 'float32'), undefined, o.device)), o);
+  return finish(wrap(A.arange(start, end, step, dt(o, integral ? 'int64' : 'float32'), undefined, o.device ?? defaultDevice)), o);
 }
 export const linspace = (start: number, end: number, steps: number, o: CreateOptions = {}): Tensor =>
-  finish(wrap(A.linspace(start, end, steps, dt(o), undefined, o.device)), o);
-export const eye = (n: number, o: CreateOptions = {}): Tensor => finish(wrap(A.eye(n, dt(o), undefined, o.device)), o);
+  finish(wrap(A.linspace(start, end, steps, dt(o), undefined, o.device ?? defaultDevice)), o);
+export const eye = (n: number, o: CreateOptions = {}): Tensor => finish(wrap(A.eye(n, dt(o), undefined, o.device ?? defaultDevice)), o);
 /** Standard normal draws (global generator: see manualSeed). */
-export const randn = (shape: readonly number[], o: CreateOptions = {}): Tensor => finish(wrap(A.randn([...shape], dt(o), undefined, o.device)), o);
+export const randn = (shape: readonly number[], o: CreateOptions = {}): Tensor => finish(wrap(A.randn([...shape], dt(o), undefined, o.device ?? defaultDevice)), o);
 /** Uniform draws in [0, 1). */
-export const rand = (shape: readonly number[], o: CreateOptions = {}): Tensor => finish(wrap(A.rand([...shape], dt(o), undefined, o.device)), o);
+export const rand = (shape: readonly number[], o: CreateOptions = {}): Tensor => finish(wrap(A.rand([...shape], dt(o), undefined, o.device ?? defaultDevice)), o);
 /** Integers uniform in [low, high). */
 export const randint = (low: number, high: number, shape: readonly number[], o: CreateOptions = {}): Tensor =>
-  wrap(A.randint(low, high, [...shape], dt(o, 'int64'), undefined, o.device));
-export const randperm = (n: number, o: CreateOptions = {}): Tensor => wrap(A.randperm(n, dt(o, 'int64'), undefined, o.device));
+  wrap(A.randint(low, high, [...shape], dt(o, 'int64'), undefined, o.device ?? defaultDevice));
+export const randperm = (n: number, o: CreateOptions = {}): Tensor => wrap(A.randperm(n, dt(o, 'int64'), undefined, o.device ?? defaultDevice));
 
 export const zerosLike = (t: Tensor, o: CreateOptions = {}): Tensor => zeros(t.shape, { dtype: t.dtype, device: t.device, ...o });
 export const onesLike = (t: Tensor, o: CreateOptions = {}): Tensor => ones(t.shape, { dtype: t.dtype, device: t.device, ...o });

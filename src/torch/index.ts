@@ -1,5 +1,5 @@
 /** The tensor engine: libtorch through imagebart's own N-API binding. */
-export { Tensor, sameStorage, type Operand, type Device } from './tensor.js';
+export { Tensor, sameStorage, setDeviceCheck, type Operand, type Device } from './tensor.js';
 export { type DType, isFloating, isDType } from './dtype.js';
 export * from './create.js';
 export * from './functional.js';

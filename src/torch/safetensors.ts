@@ -136,20 +136,37 @@ export function loadSafetensors(path: string, o: { filter?: (name: string) => bo
   });
 }
 
+/** One tensor to write: its dtype and shape up front, its bytes on demand. */
+export interface TensorSource {
+  dtype: DType;
+  shape: readonly number[];
+  /** The tensor's little-endian bytes, produced when it is written (so it can be read, written and freed one at a time). */
+  bytes: () => ArrayBufferView;
+}
+
 /**
  * Writes tensors (contiguous CPU copies are made one at a time) and string metadata atomically:
  * to a temporary file first, fsynced, then renamed over `path`.
  */
 export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}): void {
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
+  writeSafetensors(path, new Map(entries.map(([name, t]) => [name, { dtype: t.dtype, shape: t.shape, bytes: () => t.toArray() }])), metadata);
+}
+
+/**
+ * Streams tensors into a safetensors file: the header from the declared dtypes and shapes, then each
+ * tensor's bytes as its source produces them, so at most one tensor is in memory at a time. Atomic
+ * like saveSafetensors; a source whose bytes disagree with its declaration aborts the write.
+ */
+export function writeSafetensors(path: string, tensors: ReadonlyMap<string, TensorSource>, metadata: Record<string, string> = {}): void {
   // Largest element size first keeps every tensor aligned to its own element size.
-  entries.sort((a, b) => BYTES[b[1].dtype] - BYTES[a[1].dtype]);
+  const entries = [...tensors.entries()].sort((a, b) => BYTES[b[1].dtype] - BYTES[a[1].dtype]);
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
   for (const [name, t] of entries) {
     if (name === '__metadata__') throw new Error('saveSafetensors: "__metadata__" is reserved and cannot name a tensor');
-    const n = t.numel * BYTES[t.dtype];
+    const n = t.shape.reduce((a, b) => a * b, 1) * BYTES[t.dtype];
     header[name] = { dtype: TO_ST[t.dtype], shape: t.shape, data_offsets: [offset, offset + n] };
     offset += n;
   }
@@ -163,8 +180,11 @@ export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Rec
   try {
     writeSync(fd, len);
     writeSync(fd, json);
-    for (const [, t] of entries) {
-      const bytes = new Uint8Array(t.toArray().buffer);
+    for (const [name, t] of entries) {
+      const v = t.bytes();
+      const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+      const want = (header[name] as { data_offsets: [number, number] }).data_offsets;
+      if (bytes.length !== want[1] - want[0]) throw new Error(`saveSafetensors: tensor '${name}' produced ${bytes.length} bytes, its ${t.dtype} [${t.shape.join(', ')}] needs ${want[1] - want[0]}`);
       let done = 0;
       while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
     }

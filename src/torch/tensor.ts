@@ -16,11 +16,42 @@ setScopeObserver((open) => native.setAccounting(!open));
 export type Operand = Tensor | number;
 export type Device = string;
 
+let checkDevices = process.env.IMAGEBART_CHECK_DEVICES === '1';
+
+/**
+ * Debug mode: every operator call first checks that its tensor inputs share one device (0-dim CPU
+ * tensors excepted, as PyTorch allows), so a tensor created on the wrong device fails at the call
+ * that mixes it in, naming the operator — also on devices whose kernels would not check (`meta`).
+ * Off by default; `IMAGEBART_CHECK_DEVICES=1` turns it on for a whole process.
+ */
+export function setDeviceCheck(on: boolean): boolean {
+  const prev = checkDevices;
+  checkDevices = on;
+  return prev;
+}
+
+function assertOneDevice(q: string, args: unknown[]): void {
+  const seen = new Set<string>();
+  const visit = (a: unknown): void => {
+    if (Array.isArray(a)) a.forEach(visit);
+    else if (a !== null && typeof a === 'object' && !ArrayBuffer.isView(a) && !(a instanceof ArrayBuffer)) {
+      const h = a as NativeHandle;
+      const device = native.device(h);
+      if (!(device === 'cpu' && native.shape(h).length === 0)) seen.add(device);
+    }
+  };
+  args.forEach(visit);
+  if (seen.size > 1) throw new Error(`${q}: tensor inputs on different devices (${[...seen].join(', ')})`);
+}
+
 /** Resolves an ATen operator once, on first use. `q` is `aten::name` or `aten::name.overload`. */
 export function op(q: string): (...args: unknown[]) => unknown {
   const [name, overload = ''] = q.split(/\.(?=[^:]*$)/) as [string, string?];
   let id = -1;
-  return (...args) => native.callOp(id >= 0 ? id : (id = native.opHandle(name, overload)), ...args);
+  return (...args) => {
+    if (checkDevices) assertOneDevice(q, args);
+    return native.callOp(id >= 0 ? id : (id = native.opHandle(name, overload)), ...args);
+  };
 }
 
 /** Wraps what an operator returned: a handle, an array of handles, or a plain value. */
