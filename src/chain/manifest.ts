@@ -11,8 +11,10 @@
  *   "scales": [{ "t": 1, "checkpoint": "scale1/checkpoint.safetensors" }, …]
  * }
  */
-import { readFileSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
+import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { readJsonFile, parseWith } from '../io/schema.js';
 import { makeSchedule, type Schedule, type ScheduleSpec } from '../diffusion/index.js';
 import type { Denoiser } from './denoiser.js';
 import { loadScaleCheckpoint, exportScaleCheckpoint } from './checkpoint.js';
@@ -37,6 +39,22 @@ export interface ChainManifest {
   scales: { t: number; checkpoint: string }[];
 }
 
+const positiveInt = z.number().int().positive();
+
+/** The manifest's schema: every field typed, unknown fields refused (a new optional field is one line here). */
+export const ChainManifestSchema = z.strictObject({
+  format: z.literal(CHAIN_MANIFEST_FORMAT),
+  vqgan: z.string().min(1).nullable(),
+  remap: z.string().min(1).nullable(),
+  K: z.number().int().min(2),
+  T: positiveInt,
+  schedule: z.union([z.string(), z.number()]),
+  beta: z.array(z.number()),
+  tokenShape: z.tuple([positiveInt, positiveInt]),
+  classes: positiveInt.nullable(),
+  scales: z.array(z.strictObject({ t: positiveInt, checkpoint: z.string().min(1) })),
+}) satisfies z.ZodType<ChainManifest>;
+
 /** A manifest for a chain; `beta` is filled in from the schedule. */
 export function chainManifest(m: Omit<ChainManifest, 'format' | 'beta'>): ChainManifest {
   return { format: CHAIN_MANIFEST_FORMAT, ...m, beta: [...makeSchedule(m.schedule, m.T).beta] };
@@ -51,14 +69,15 @@ export function writeManifest(path: string, m: ChainManifest): void {
 }
 
 export function readManifest(path: string): ChainManifest {
-  let m: ChainManifest;
-  try {
-    m = JSON.parse(readFileSync(path, 'utf-8')) as ChainManifest;
-  } catch (e) {
-    throw new Error(`chain manifest ${path}: ${(e as Error).message}`);
-  }
+  const m = readJsonFile(ChainManifestSchema, path, 'chain manifest');
   checkManifest(m, path);
   return m;
+}
+
+/** Every file a manifest at `path` names (VQGAN, remap, checkpoints), resolved, with the manifest itself. */
+export function chainFiles(path: string, m: ChainManifest): string[] {
+  const named = [m.vqgan, m.remap, ...m.scales.map((s) => s.checkpoint)].filter((p): p is string => !!p);
+  return [resolve(path), ...named.map((p) => resolve(dirname(path), p))];
 }
 
 /** Loads every scale of a manifest's chain (EMA weights unless `ema: false`), ordered by t. */
@@ -79,11 +98,16 @@ export function loadChain(path: string, o: { ema?: boolean } = {}): { manifest: 
   return { manifest, schedule, denoisers, resolve: at };
 }
 
+/** The schema, then what it cannot say: beta agrees with the schedule, one checkpoint per scale. */
 function checkManifest(m: ChainManifest, path: string): void {
   const bad = (why: string) => new Error(`chain manifest ${path}: ${why}`);
-  if (m?.format !== CHAIN_MANIFEST_FORMAT) throw bad(`format '${m?.format}', expected '${CHAIN_MANIFEST_FORMAT}'`);
-  if (!Number.isInteger(m.K) || m.K < 2 || !Number.isInteger(m.T) || m.T < 1) throw bad(`invalid K ${m.K} or T ${m.T}`);
-  const beta = makeSchedule(m.schedule, m.T).beta;
+  parseWith(ChainManifestSchema, m, `chain manifest ${path}`);
+  let beta: readonly number[];
+  try {
+    beta = makeSchedule(m.schedule, m.T).beta;
+  } catch (e) {
+    throw bad(`field "schedule": ${(e as Error).message}`);
+  }
   if (JSON.stringify(beta) !== JSON.stringify(m.beta)) throw bad(`beta ${JSON.stringify(m.beta)} does not match schedule '${m.schedule}' (${JSON.stringify(beta)})`);
   const ts = m.scales.map((s) => s.t).sort((a, b) => a - b);
   if (ts.length !== m.T || ts.some((t, i) => t !== i + 1)) throw bad(`needs one checkpoint per scale 1..${m.T}, has scales [${ts.join(', ')}]`);
