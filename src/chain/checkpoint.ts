@@ -54,7 +54,7 @@ export function saveScaleCheckpoint(
 }
 
 export function readScaleCheckpoint(path: string): ScaleCheckpoint {
-  const { tensors, metadata } = loadSafetensors(path);
+  const { tensors, metadata } = loadSafetensors(path, { finite: true });
   if (metadata.format !== SCALE_CHECKPOINT_FORMAT) {
     throw new Error(`${path} is not an ImageBART scale checkpoint (format '${metadata.format}', expected '${SCALE_CHECKPOINT_FORMAT}')`);
   }

@@ -15,7 +15,9 @@
  *
  * At the model level every kind is `condLength` tokens per example with ids below `condVocab`.
  */
+import { z } from 'zod';
 import { type Tensor, tensor } from '../torch/index.js';
+import { parseWith } from '../io/schema.js';
 import type { TokenSet } from './tokens.js';
 import { ClipTokenizer } from '../text/clip.js';
 
@@ -45,23 +47,20 @@ export function classConditioning(classes: number | null | undefined, condVocab?
   return { kind: 'class', classes, nullable: condVocab === classes + 1 };
 }
 
-/** Checks a description read from a file; returns it. */
+const positiveInt = z.number().int().positive();
+
+/** The description's schema, as manifests and configs hold it. */
+export const ConditioningSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('none') }),
+  z.strictObject({ kind: z.literal('class'), classes: positiveInt, nullable: z.boolean(), names: z.array(z.string()).optional() }),
+  z.strictObject({ kind: z.literal('text'), tokenizer: z.literal('clip-bpe'), length: z.number().int().min(2), vocab: z.array(z.number().int().nonnegative()), nullable: z.boolean() }),
+]) satisfies z.ZodType<Conditioning>;
+
+/** Checks a description read from a file (`where` names it in the error); returns it. */
 export function checkConditioning(c: unknown, where: string): Conditioning {
-  const bad = (why: string) => new Error(`${where}: conditioning ${why}`);
-  if (!c || typeof c !== 'object') throw bad('must be an object with a "kind"');
-  const o = c as Record<string, unknown>;
-  if (o.kind === 'none') return NONE;
-  if (o.kind !== 'class' && o.kind !== 'text') throw bad(`kind ${JSON.stringify(o.kind)} is not one of none, class, text`);
-  if (typeof o.nullable !== 'boolean') throw bad('"nullable" must be true or false');
-  if (o.kind === 'class') {
-    if (!(Number.isInteger(o.classes) && (o.classes as number) >= 1)) throw bad('"classes" must be a positive integer');
-    if (o.names !== undefined && !(Array.isArray(o.names) && o.names.length === o.classes && o.names.every((n) => typeof n === 'string'))) throw bad('"names" must list one string per class');
-  } else {
-    if (o.tokenizer !== 'clip-bpe') throw bad('"tokenizer" must be "clip-bpe"');
-    if (!(Number.isInteger(o.length) && (o.length as number) >= 2)) throw bad('"length" must be an integer ≥ 2');
-    if (!(Array.isArray(o.vocab) && o.vocab.every((v) => Number.isInteger(v) && v >= 0))) throw bad('"vocab" must list CLIP token ids');
-  }
-  return o as Conditioning;
+  const parsed = parseWith(ConditioningSchema, c, `${where}: conditioning`);
+  if (parsed.kind === 'class' && parsed.names && parsed.names.length !== parsed.classes) throw new Error(`${where}: conditioning "names" must list one name per class (${parsed.classes})`);
+  return parsed;
 }
 
 let tokenizer: ClipTokenizer | undefined;

@@ -11,11 +11,13 @@
  *   "scales": [{ "t": 1, "checkpoint": "scale1/checkpoint.safetensors" }, …]
  * }
  */
-import { readFileSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
+import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { readJsonFile, parseWith } from '../io/schema.js';
 import { makeSchedule, type Schedule, type ScheduleSpec } from '../diffusion/index.js';
 import type { Denoiser } from './denoiser.js';
-import { checkConditioning, classConditioning, conditioningShape, describeConditioning, type Conditioning } from './conditioning.js';
+import { ConditioningSchema, classConditioning, conditioningShape, describeConditioning, type Conditioning } from './conditioning.js';
 import { loadScaleCheckpoint, exportScaleCheckpoint } from './checkpoint.js';
 
 export const CHAIN_MANIFEST_FORMAT = 'imagebart-chain/1';
@@ -40,6 +42,33 @@ export interface ChainManifest {
   sampling?: { topK?: number };
 }
 
+const positiveInt = z.number().int().positive();
+
+/** The manifest's schema: every field typed, unknown fields refused (a new optional field is one line here). */
+export const ChainManifestSchema = z.strictObject({
+  format: z.literal(CHAIN_MANIFEST_FORMAT),
+  vqgan: z.string().min(1).nullable(),
+  remap: z.string().min(1).nullable(),
+  K: z.number().int().min(2),
+  T: positiveInt,
+  schedule: z.union([z.string(), z.number()]),
+  beta: z.array(z.number()),
+  tokenShape: z.tuple([positiveInt, positiveInt]),
+  conditioning: ConditioningSchema,
+  scales: z.array(z.strictObject({ t: positiveInt, checkpoint: z.string().min(1) })),
+  sampling: z.strictObject({ topK: positiveInt.optional() }).optional(),
+}) satisfies z.ZodType<ChainManifest>;
+
+/**
+ * What a file may hold: the manifest, or one written before `conditioning`, which said `classes: n | null`
+ * (read as a class conditioning; whether it is nullable is read off the models in loadChain).
+ */
+const StoredManifestSchema = z.preprocess((v) => {
+  if (!v || typeof v !== 'object' || 'conditioning' in v || !('classes' in v)) return v;
+  const { classes, ...rest } = v as { classes: unknown };
+  return { ...rest, conditioning: typeof classes === 'number' ? classConditioning(classes) : classes === null ? classConditioning(null) : { kind: 'class', classes } };
+}, ChainManifestSchema);
+
 /** A manifest for a chain; `beta` is filled in from the schedule. */
 export function chainManifest(m: Omit<ChainManifest, 'format' | 'beta'>): ChainManifest {
   return { format: CHAIN_MANIFEST_FORMAT, ...m, beta: [...makeSchedule(m.schedule, m.T).beta] };
@@ -54,19 +83,15 @@ export function writeManifest(path: string, m: ChainManifest): void {
 }
 
 export function readManifest(path: string): ChainManifest {
-  let m: ChainManifest & { classes?: number | null };
-  try {
-    m = JSON.parse(readFileSync(path, 'utf-8')) as ChainManifest;
-  } catch (e) {
-    throw new Error(`chain manifest ${path}: ${(e as Error).message}`);
-  }
-  if (m && typeof m === 'object' && m.conditioning === undefined && 'classes' in m) {
-    // an older manifest: whether its class chain is nullable is read off the models in loadChain
-    const { classes, ...rest } = m;
-    m = { ...rest, conditioning: classConditioning(classes) };
-  }
+  const m = readJsonFile(StoredManifestSchema, path, 'chain manifest') as ChainManifest;
   checkManifest(m, path);
   return m;
+}
+
+/** Every file a manifest at `path` names (VQGAN, remap, checkpoints), resolved, with the manifest itself. */
+export function chainFiles(path: string, m: ChainManifest): string[] {
+  const named = [m.vqgan, m.remap, ...m.scales.map((s) => s.checkpoint)].filter((p): p is string => !!p);
+  return [resolve(path), ...named.map((p) => resolve(dirname(path), p))];
 }
 
 /** Loads every scale of a manifest's chain (EMA weights unless `ema: false`), ordered by t. */
@@ -96,12 +121,16 @@ export function loadChain(path: string, o: { ema?: boolean } = {}): { manifest: 
   return { manifest, schedule, denoisers, resolve: at };
 }
 
+/** The schema, then what it cannot say: beta agrees with the schedule, one checkpoint per scale. */
 function checkManifest(m: ChainManifest, path: string): void {
   const bad = (why: string) => new Error(`chain manifest ${path}: ${why}`);
-  if (m?.format !== CHAIN_MANIFEST_FORMAT) throw bad(`format '${m?.format}', expected '${CHAIN_MANIFEST_FORMAT}'`);
-  if (!Number.isInteger(m.K) || m.K < 2 || !Number.isInteger(m.T) || m.T < 1) throw bad(`invalid K ${m.K} or T ${m.T}`);
-  checkConditioning(m.conditioning, `chain manifest ${path}`);
-  const beta = makeSchedule(m.schedule, m.T).beta;
+  parseWith(ChainManifestSchema, m, `chain manifest ${path}`);
+  let beta: readonly number[];
+  try {
+    beta = makeSchedule(m.schedule, m.T).beta;
+  } catch (e) {
+    throw bad(`field "schedule": ${(e as Error).message}`);
+  }
   if (JSON.stringify(beta) !== JSON.stringify(m.beta)) throw bad(`beta ${JSON.stringify(m.beta)} does not match schedule '${m.schedule}' (${JSON.stringify(beta)})`);
   const ts = m.scales.map((s) => s.t).sort((a, b) => a - b);
   if (ts.length !== m.T || ts.some((t, i) => t !== i + 1)) throw bad(`needs one checkpoint per scale 1..${m.T}, has scales [${ts.join(', ')}]`);

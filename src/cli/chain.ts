@@ -9,20 +9,22 @@
  *
  * A chain directory (--out) holds scale<t>/checkpoint.safetensors per scale and chain.json, the manifest.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError, integer, number, probability, need } from './args.js';
+import { UsageError, LIMITS, integer, number, positive, probability, seed, need, parseArgs } from './args.js';
+import { OutputPlan, OutputError } from '../io/output.js';
+import { SchemaError } from '../io/schema.js';
 import { type Tensor, manualSeed, readSafetensorsHeader } from '../torch/index.js';
 import { makeSchedule, type ScheduleSpec } from '../diffusion/index.js';
 import { dataParallelFromEnv, launchRanks, DEFAULT_TIMEOUT_MS } from '../distributed/index.js';
 import {
-  ScaleTrainer, checkpointPath, exportChain, heldOutSplit, readTokenFile, chainManifest, writeManifest, loadChain, chainNll,
-  NONE, conditionsOf, textConditioning, modelCard, readManifest, type EvalRow,
+  ScaleTrainer, checkpointPath, exportChain, heldOutSplit, readTokenFile, chainManifest, writeManifest, loadChain, chainNll, readManifest, chainFiles,
+  NONE, conditionsOf, textConditioning, modelCard, type EvalRow,
   type ScaleTrainConfig, type ScaleModelConfig, type ValRecord, type ChainManifest, type Conditioning, type TokenSet,
 } from '../chain/index.js';
 
@@ -194,8 +196,8 @@ const NLL_OPTIONS = {
   json: { type: 'boolean' },
 } satisfies ParseArgsConfig['options'];
 
-type TrainValues = ReturnType<typeof parseArgs<{ options: typeof TRAIN_OPTIONS }>>['values'];
-type NllValues = ReturnType<typeof parseArgs<{ options: typeof NLL_OPTIONS }>>['values'];
+type TrainValues = ReturnType<typeof parseArgs<typeof TRAIN_OPTIONS>>['values'];
+type NllValues = ReturnType<typeof parseArgs<typeof NLL_OPTIONS>>['values'];
 
 /** Counts and sizes: integers ≥ 1 unless said otherwise. */
 const int = (v: string | undefined, name: string, min = 1): number | undefined => integer(v, name, min);
@@ -264,14 +266,14 @@ function scaleConfig(v: TrainValues, out: string, t: number, declaredK: number |
     valSize: int(v['val-size'], 'val-size'),
     out: scaleDir(out, t),
     steps: int(v.steps, 'steps') ?? DEFAULTS.steps,
-    batchSize: int(v['batch-size'], 'batch-size') ?? DEFAULTS.batchSize,
-    lr: number(v.lr, 'lr'),
+    batchSize: integer(v['batch-size'], 'batch-size', 1, LIMITS.batchSize) ?? DEFAULTS.batchSize,
+    lr: positive(v.lr, 'lr'),
     warmup: int(v.warmup, 'warmup', 0),
     evalEvery: int(v['eval-every'], 'eval-every') ?? DEFAULTS.evalEvery,
     logEvery: int(v['log-every'], 'log-every'),
     alphaMix: probability(v['alpha-mix'], 'alpha-mix'),
     autocast: v.autocast,
-    seed: int(v.seed, 'seed', 0),
+    seed: seed(v.seed),
     accumulate: int(v.accumulate, 'accumulate'),
   };
 }
@@ -507,13 +509,13 @@ function nll(v: NllValues): number {
   if (split !== 'test' && split !== 'val') throw new UsageError(`--split must be test or val, got '${split}'`);
   const weights = v.weights ?? 'ema';
   if (weights !== 'ema' && weights !== 'train') throw new UsageError(`--weights must be ema or train, got '${weights}'`);
-  const batchSize = int(v['batch-size'], 'batch-size') ?? 64;
-  const seed = int(v.seed, 'seed', 0) ?? 0;
+  const batchSize = integer(v['batch-size'], 'batch-size', 1, LIMITS.batchSize) ?? 64;
+  const noiseSeed = seed(v.seed) ?? 0;
   if (!existsSync(manifestPath)) throw new UsageError(`chain manifest ${manifestPath} does not exist`);
   const { manifest: m, schedule, denoisers, resolve: at } = loadChain(manifestPath, { ema: weights === 'ema' });
   const { source, tokens, cond } = gridsToScore(v, split, manifestPath, m, at);
   const started = performance.now();
-  manualSeed(seed);
+  manualSeed(noiseSeed);
   const r = chainNll(denoisers, tokens, schedule, { cond, batchSize });
   const seconds = (performance.now() - started) / 1000;
   const [h, w] = m.tokenShape;
@@ -534,7 +536,7 @@ function nll(v: NllValues): number {
 
 // ------------------------------------------------------------------------------------------ export
 
-const EXPORT_HELP = `imagebart chain export --manifest FILE --out DIR [--half]
+const EXPORT_HELP = `imagebart chain export --manifest FILE --out DIR [--half] [--force]
 
 Writes DIR/chain.json, DIR/scale<t>.safetensors (each scale's EMA weights and buffers, no training
 weights or optimiser state: about a quarter of a training checkpoint) and DIR/vqgan.safetensors (the
@@ -544,18 +546,29 @@ training.
   --manifest FILE   the trained chain's manifest
   --out DIR         where to write the release copy
   --half            store the transformer weights as float16 (half the size again)
+  --force           replace the files of an earlier export in DIR
+
+DIR's files are checked before anything is written: none may be a file of the source chain, and
+existing ones are replaced only with --force.
 `;
 
 const EXPORT_OPTIONS = {
   manifest: { type: 'string' },
   out: { type: 'string' },
   half: { type: 'boolean' },
+  force: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-async function exportCommand(v: { manifest?: string; out?: string; half?: boolean }): Promise<number> {
+async function exportCommand(v: { manifest?: string; out?: string; half?: boolean; force?: boolean }): Promise<number> {
   const manifest = need(v.manifest, "manifest");
   const out = need(v.out, "out");
+  if (!existsSync(manifest)) throw new UsageError(`chain manifest ${manifest} does not exist`);
+  const m = readManifest(manifest);
+  const plan = new OutputPlan({ force: v.force }).protect('source chain file', ...chainFiles(manifest, m));
+  plan.add(join(out, MANIFEST), 'json');
+  for (const s of m.scales) plan.add(join(out, `scale${s.t}.safetensors`), 'safetensors');
+  if (m.vqgan) plan.add(join(out, 'vqgan.safetensors'), 'safetensors');
   const { loadVQModel, saveVQModel } = await import('../vqgan/index.js');
   const path = exportChain(manifest, out, {
     half: v.half,
@@ -624,19 +637,19 @@ export async function chainCommand(argv: string[]): Promise<number> {
   try {
     switch (name) {
       case 'train': {
-        const { values } = parseArgs({ args, options: TRAIN_OPTIONS, strict: true });
+        const { values } = parseArgs(args, TRAIN_OPTIONS);
         return values.help ? printHelp(TRAIN_HELP) : await train(values);
       }
       case 'nll': {
-        const { values } = parseArgs({ args, options: NLL_OPTIONS, strict: true });
+        const { values } = parseArgs(args, NLL_OPTIONS);
         return values.help ? printHelp(NLL_HELP) : nll(values);
       }
       case 'export': {
-        const { values } = parseArgs({ args, options: EXPORT_OPTIONS, strict: true });
+        const { values } = parseArgs(args, EXPORT_OPTIONS);
         return values.help ? printHelp(EXPORT_HELP) : await exportCommand(values);
       }
       case 'card': {
-        const { values } = parseArgs({ args, options: CARD_OPTIONS, strict: true });
+        const { values } = parseArgs(args, CARD_OPTIONS);
         return values.help ? printHelp(CARD_HELP) : cardCommand(values);
       }
       default:
@@ -644,7 +657,7 @@ export async function chainCommand(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (e) {
-    const usage = e instanceof UsageError || String((e as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
+    const usage = e instanceof UsageError || e instanceof OutputError || e instanceof SchemaError || String((e as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
     process.stderr.write(`imagebart chain ${name}: ${(e as Error).message}\n${usage ? `Run 'imagebart chain ${name} --help' for its options.\n` : ''}`);
     return usage ? 2 : 1;
   }

@@ -9,6 +9,7 @@ import { BYTES } from '../torch/dtype.js';
 import { readTorchCheckpoint, stateDictFromCheckpoint, disposeCheckpoint } from '../io/torchckpt.js';
 import { PickledObject, TensorRef } from '../io/pickle.js';
 import { splitPrefix, prefixesOf, emaStateDict, emaPrefixFor } from '../io/statedict.js';
+import { OutputPlan } from '../io/output.js';
 
 export const IMPORT_FORMAT = 'imagebart-torch-import/1';
 
@@ -25,7 +26,13 @@ Options:
   --allow-unknown-globals  read past objects of unknown classes (e.g. omegaconf DictConfig in
                            hyper_parameters) as placeholders; code-running globals stay refused
   --meta KEY=VALUE         add a metadata entry (repeatable), e.g. --meta n_embed=1024 for loadVQModel
+  --force                  replace OUT when it exists
   -h, --help               this text
+
+OUT must end in .safetensors and must not be IN; an existing OUT is replaced only with --force.
+Both are checked before IN is read, and OUT is written whole (temporary file, then rename).
+Example:
+  imagebart convert last.ckpt vqgan.safetensors --prefix first_stage_model. --meta n_embed=16384
 `;
 
 /** JSON for checkpoint metadata: bigints as numbers/strings, tensors and placeholders summarised. */
@@ -54,6 +61,7 @@ export async function convertCommand(argv: string[]): Promise<number> {
         ema: { type: 'boolean' },
         'allow-unknown-globals': { type: 'boolean' },
         meta: { type: 'string', multiple: true },
+        force: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -73,6 +81,12 @@ export async function convertCommand(argv: string[]): Promise<number> {
   }
   if (v.ema && !v.prefix) {
     console.error('imagebart convert: --ema needs --prefix (the model whose EMA to take, e.g. --prefix transformer.)');
+    return 2;
+  }
+  try {
+    new OutputPlan({ force: v.force }).protect('input checkpoint (IN)', input).add(output, 'safetensors', 'OUT');
+  } catch (e) {
+    console.error(`imagebart convert: ${(e as Error).message}`);
     return 2;
   }
   const extraMeta: Record<string, string> = {};

@@ -3,19 +3,31 @@
  * picture. Both write a PNG grid and, next to it, a JSON sidecar with every setting and seed, so a
  * run can be repeated exactly.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import type { ParseArgsConfig } from 'node:util';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { getThreads, setThreads } from '../torch/index.js';
-import { UsageError, integer, need } from './args.js';
+import { UsageError, LIMITS, integer, seed as seedFlag, grid as gridFlag, need, parseArgs, warnIfLong, type Parsed } from './args.js';
+import { OutputPlan, OutputError } from '../io/output.js';
+import { SchemaError } from '../io/schema.js';
 import { loadClassifier, rejectionSample } from '../eval/index.js';
 import { describeConditioning, encodeConditions, nullCondition, type ChainManifest, type Condition, type Conditioning } from '../chain/index.js';
 import { decodeImage, encodePng, makeGrid } from '../data/index.js';
+import { readManifest, chainFiles } from '../chain/index.js';
 import {
-  DECODINGS, NAMED_MASKS, decodeTokens, editImage, invertMask, isNamedMask, loadSamplingChain, maskFromImage, namedMask, sample,
+  DECODINGS, NAMED_MASKS, decodeTokens, editImage, fitMask, invertMask, isNamedMask, loadSamplingChain, maskAtPictureSize, namedMask, sample,
   type Decoding, type FirstStage, type Guidance, type SamplingChain, type ScaleSettings,
 } from '../sample/index.js';
+
+const OUTPUT_RULES = `Outputs: an existing file is never replaced without --force; a path that is one of the run's
+inputs (picture, mask, manifest, model files) is refused, as is a name whose extension is not .png
+(the sidecar is .json). Every output path is checked before the work starts, and files are written
+whole (temporary file, then rename). Limits: --count ≤ ${LIMITS.count}, --batch-size ≤ ${LIMITS.batchSize},
+--grid sides ≤ ${LIMITS.gridSide} tokens; pictures ≤ 16384 pixels a side and 40 megapixels.
+Examples:
+  imagebart sample --chain runs/chain/chain.json --count 64 --seed 1 --out samples.png
+  imagebart edit --chain runs/chain/chain.json --image digit.png --mask upper-half --out edit.png --force`;
 
 const SETTINGS_HELP = `Per-scale values (--temperature, --top-k, --top-p, --repeats) are one value for every scale or a
 comma list in sampling order, scale T first: with T = 3, '--temperature 1,0.9,0.8' runs scale 3 at 1.0
@@ -25,6 +37,8 @@ const SAMPLE_HELP = `imagebart sample --chain CHAIN.json [options]
 
 Samples images from a trained chain: x_T uniform over the codebook, then every scale's model from T to 1
 (EMA weights), then the VQGAN decoder. Writes a PNG grid and a JSON sidecar (same name, .json).
+
+${OUTPUT_RULES}
 
 Options:
   --chain FILE          chain manifest (imagebart-chain/1), required
@@ -48,6 +62,7 @@ Options:
   --intermediates       also write FILE-steps.png: each image's x_T … x_0 decoded, coarse to fine
   --nrow N              images per grid row (default 8)
   --no-ema              the training weights instead of the EMA weights
+  --force               replace existing output files
 
 ${SETTINGS_HELP}
 `;
@@ -57,7 +72,10 @@ const EDIT_HELP = `imagebart edit --chain CHAIN.json --image IMG --mask MASK [op
 Repaints the masked part of a picture so that it agrees with the rest on every side (the masked
 multinomial diffusion: kept tokens stay the image's own at every step of every scale; each scale is
 repeated with partial re-noising). Writes a PNG row [input, masked input, reconstruction, edits…] and a
-JSON sidecar.
+JSON sidecar. A non-square picture is padded to a square with its own border colour; the mask gets the
+same geometry (a mask image is stretched to the picture's size first; the padding is never repainted).
+
+${OUTPUT_RULES}
 
 Options:
   --chain FILE          chain manifest, required
@@ -71,7 +89,7 @@ Options:
   --seed N              seed (default: random, recorded in the sidecar)
   --repeats N[,…]       repeats per scale (default: 3 per scale for geometric schedules, else 5; 1 at scale T)
   --temperature X[,…]  --top-k N[,…]  --top-p X[,…]  --decoding MODE  --class N  --prompt TEXT
-  --guidance S  --no-ema  as for sample
+  --guidance S  --no-ema  --force   as for sample
 
 ${SETTINGS_HELP}
 `;
@@ -90,6 +108,7 @@ const COMMON = {
   guidance: { type: 'string' },
   decoding: { type: 'string' },
   'no-ema': { type: 'boolean' },
+  force: { type: 'boolean' },
 } satisfies ParseArgsConfig['options'];
 
 const SAMPLE_OPTIONS = {
@@ -128,7 +147,7 @@ function perScale(v: string | undefined, T: number, name: string, parse: (s: str
 /** The per-scale settings flags → overrides by t (validated later by the sampler). */
 function settingsFlags(v: { temperature?: string; 'top-k'?: string; 'top-p'?: string }, T: number): Record<number, ScaleSettings> {
   const temperature = perScale(v.temperature, T, 'temperature', Number);
-  const topK = perScale(v['top-k'], T, 'top-k', Number);
+  const topK = perScale(v['top-k'], T, 'top-k', (s) => integer(s, 'top-k', 1)!);
   const topP = perScale(v['top-p'], T, 'top-p', Number);
   const out: Record<number, ScaleSettings> = {};
   for (let t = 1; t <= T; t++) out[t] = { temperature: temperature[t], topK: topK[t], topP: topP[t] };
@@ -179,16 +198,30 @@ function guidanceFlag(v: string | undefined, c: Conditioning, T: number): Guidan
   }
 }
 
-function writePng(path: string, png: { width: number; height: number; rgba: Uint8Array }): void {
-  mkdirSync(dirname(resolve(path)), { recursive: true });
-  writeFileSync(path, encodePng(png.rgba, png.width, png.height));
+const sidecarPath = (png: string) => png.replace(/\.png$/i, '') + '.json';
+const stepsPath = (png: string) => png.replace(/\.png$/i, '') + '-steps.png';
+
+/**
+ * The outputs of a run, checked before any work: `out` (PNG), its sidecar and `extra` PNGs, none of
+ * them the manifest, a file it names or one of `inputs`.
+ */
+function planOutputs(v: { out?: string; force?: boolean }, chainPath: string, out: string, extra: string[], inputs: [string, string | undefined][] = []): OutputPlan {
+  if (!existsSync(chainPath)) throw new UsageError(`--chain ${chainPath} does not exist`);
+  const plan = new OutputPlan({ force: v.force }).protect('chain manifest or model', ...chainFiles(chainPath, readManifest(chainPath)));
+  for (const [role, path] of inputs) plan.protect(role, path);
+  for (const png of [out, ...extra]) plan.add(png, 'png', png === out ? '--out' : 'output');
+  plan.add(sidecarPath(out), 'json', 'sidecar');
+  return plan;
+}
+
+function writePng(plan: OutputPlan, path: string, png: { width: number; height: number; rgba: Uint8Array }): void {
+  plan.write(path, encodePng(png.rgba, png.width, png.height));
 }
 
 /** Writes the sidecar next to `png` (same name, .json) and returns its path. */
-function writeSidecar(png: string, sidecar: Record<string, unknown>): string {
-  const json = png.replace(/\.png$/i, '') + '.json';
-  writeFileSync(json, JSON.stringify(sidecar, null, 2) + '\n');
-  return json;
+function writeSidecar(plan: OutputPlan, png: string, sidecar: Record<string, unknown>): string {
+  plan.write(sidecarPath(png), JSON.stringify(sidecar, null, 2) + '\n');
+  return sidecarPath(png);
 }
 
 function chainSummary(path: string, chain: SamplingChain, stage: FirstStage, ema: boolean, manifest: ChainManifest) {
@@ -198,29 +231,25 @@ function chainSummary(path: string, chain: SamplingChain, stage: FirstStage, ema
   };
 }
 
-const baseSeed = (v: string | undefined) => integer(v, 'seed') ?? randomInt(2 ** 31);
+const baseSeed = (v: string | undefined) => seedFlag(v) ?? randomInt(2 ** 31);
 
-type Values<O extends ParseArgsConfig['options']> = ReturnType<typeof parseArgs<{ options: O; strict: true }>>['values'];
+type Values<O extends NonNullable<ParseArgsConfig['options']>> = Parsed<O>['values'];
 
 async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
   const chainPath = need(v.chain, 'chain');
-  const count = integer(v.count, 'count', 1) ?? 16;
-  const batchSize = integer(v['batch-size'], 'batch-size', 1) ?? Math.min(count, 16);
+  const count = integer(v.count, 'count', 1, LIMITS.count) ?? 16;
+  const batchSize = integer(v['batch-size'], 'batch-size', 1, LIMITS.batchSize) ?? Math.min(count, 16);
   const nrow = integer(v.nrow, 'nrow', 1) ?? 8;
   const decoding = decodingFlag(v.decoding);
+  const grid = gridFlag(v.grid);
+  const seed = baseSeed(v.seed);
   const out = v.out ?? 'samples.png';
+  const plan = planOutputs(v, chainPath, out, v.intermediates ? [stepsPath(out)] : []);
   const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'] });
   const scales = settingsFlags(v, manifest.T);
   const conditions = conditionFlags(v, manifest.conditioning, count);
   const guidance = guidanceFlag(v.guidance, manifest.conditioning, manifest.T);
-  let grid: [number, number] | undefined;
-  if (v.grid !== undefined) {
-    const m = /^(\d+)x(\d+)$/.exec(v.grid);
-    if (!m) throw new UsageError(`--grid must be HxW in tokens, e.g. 16x16, got '${v.grid}'`);
-    grid = [Number(m[1]), Number(m[2])];
-  }
-  const seed = baseSeed(v.seed);
-  if (v['accept-rate'] !== undefined) return runRejection(v, { chainPath, chain, firstStage, manifest, conditions, guidance, scales, seed, count, batchSize, nrow, out });
+  if (v['accept-rate'] !== undefined) return runRejection(v, { plan, chainPath, chain, firstStage, manifest, conditions, guidance, scales, seed, count, batchSize, nrow, out });
   const started = performance.now();
   const images: Float32Array[] = [], steps: Float32Array[] = [];
   const batches: { seed: number; images: number }[] = [];
@@ -234,6 +263,7 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
       onScale: (t) => process.stderr.write(`\rbatch ${i + 1}/${Math.ceil(count / batchSize)}: scale ${t} done `),
     });
     settings = r.settings;
+    if (i === 0) warnIfLong(((performance.now() - started) / 1000) * (count / n), `${count} samples`);
     batches.push({ seed: r.seed, images: n });
     const decoded = decodeTokens(firstStage, r.tokens);
     shape = decoded;
@@ -247,12 +277,12 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
   process.stderr.write('\n');
   const seconds = (performance.now() - started) / 1000;
   const files = [out];
-  writePng(out, makeGrid(images, shape!, { nrow }));
+  writePng(plan, out, makeGrid(images, shape!, { nrow }));
   if (steps.length) {
-    files.push(out.replace(/\.png$/i, '') + '-steps.png');
-    writePng(files[1], makeGrid(steps, shape!, { nrow: manifest.T + 1 }));
+    files.push(stepsPath(out));
+    writePng(plan, files[1], makeGrid(steps, shape!, { nrow: manifest.T + 1 }));
   }
-  const sidecar = writeSidecar(out, {
+  const sidecar = writeSidecar(plan, out, {
     command: 'sample', chain: chainSummary(chainPath, chain, firstStage, !v['no-ema'], manifest),
     count, batchSize, seed, batches, settings, decoding, grid: grid ?? chain.tokenShape, conditions: conditions ?? null, guidance: guidance?.scale ?? null,
     intermediates: !!v.intermediates, files, seconds, imagesPerSecond: count / seconds, threads: getThreads(),
@@ -263,7 +293,7 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
 
 /** `sample --accept-rate R --classifier FILE`: classifier rejection sampling of the requested classes. */
 function runRejection(v: Values<typeof SAMPLE_OPTIONS>, r: {
-  chainPath: string; chain: SamplingChain; firstStage: FirstStage; manifest: ChainManifest; conditions?: Condition[]; guidance?: Guidance;
+  plan: OutputPlan; chainPath: string; chain: SamplingChain; firstStage: FirstStage; manifest: ChainManifest; conditions?: Condition[]; guidance?: Guidance;
   scales: Record<number, ScaleSettings>; seed: number; count: number; batchSize: number; nrow: number; out: string;
 }): number {
   const rate = Number(v['accept-rate']);
@@ -279,8 +309,8 @@ function runRejection(v: Values<typeof SAMPLE_OPTIONS>, r: {
   });
   process.stderr.write('\n');
   const seconds = (performance.now() - started) / 1000;
-  writePng(r.out, makeGrid(res.images, { channels: res.channels, height: res.resolution, width: res.resolution }, { nrow: r.nrow }));
-  const sidecar = writeSidecar(r.out, {
+  writePng(r.plan, r.out, makeGrid(res.images, { channels: res.channels, height: res.resolution, width: res.resolution }, { nrow: r.nrow }));
+  const sidecar = writeSidecar(r.plan, r.out, {
     command: 'sample', chain: chainSummary(r.chainPath, r.chain, r.firstStage, !v['no-ema'], r.manifest),
     count: r.count, seed: r.seed, conditions: r.conditions, guidance: r.guidance?.scale ?? null, classifier: resolve(classifierPath),
     requestedAcceptRate: rate, acceptRate: res.acceptRate, drawn: res.drawn, kept: res.kept, thresholds: res.thresholds, scores: res.scores,
@@ -294,20 +324,27 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
   const chainPath = need(v.chain, 'chain');
   const imagePath = need(v.image, 'image');
   const maskArg = need(v.mask, 'mask');
-  const count = integer(v.count, 'count', 1) ?? 4;
+  const count = integer(v.count, 'count', 1, LIMITS.count) ?? 4;
   const decoding = decodingFlag(v.decoding);
+  const seed = baseSeed(v.seed);
   const out = v.out ?? 'edit.png';
+  if (!isNamedMask(maskArg) && !existsSync(maskArg)) {
+    throw new UsageError(`--mask '${maskArg}' is neither a mask name (${NAMED_MASKS.join(', ')}) nor an existing mask image`);
+  }
+  if (!existsSync(imagePath)) throw new UsageError(`--image ${imagePath} does not exist`);
+  const plan = planOutputs(v, chainPath, out, [], [['input picture (--image)', imagePath], ['mask (--mask)', isNamedMask(maskArg) ? undefined : maskArg]]);
   const image = decodeImage(readFileSync(imagePath), imagePath);
   const mask = isNamedMask(maskArg) ? maskArg : decodeImage(readFileSync(maskArg), maskArg);
   const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'] });
   const scales = settingsFlags(v, manifest.T);
-  const repeats = perScale(v.repeats, manifest.T, 'repeats', Number);
+  const repeats = perScale(v.repeats, manifest.T, 'repeats', (s) => integer(s, 'repeats', 1)!);
   const conditions = conditionFlags(v, manifest.conditioning, count);
   const guidance = guidanceFlag(v.guidance, manifest.conditioning, manifest.T);
   const R = firstStage.config.ddconfig.resolution;
-  let keep = typeof mask === 'string' ? namedMask(mask, R) : maskFromImage(mask, R);
-  if (v.invert) keep = invertMask(keep);
-  const seed = baseSeed(v.seed);
+  // the mask at the picture's own size, then the picture's geometry (padding kept, resize)
+  let pictureKeep = typeof mask === 'string' ? namedMask(mask, image.width, image.height) : maskAtPictureSize(mask, image);
+  if (v.invert) pictureKeep = invertMask(pictureKeep);
+  const keep = fitMask(pictureKeep, image.width, image.height, R);
   const started = performance.now();
   const r = editImage(chain, firstStage, image, keep, {
     count, seed, scales, decoding, composite: v.composite, cond: conditions && encodeConditions(manifest.conditioning, conditions), guidance,
@@ -320,8 +357,8 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
   const masked = r.input.map((x, i) => (keep[i % (R * R)] ? x : 0)); // repainted pixels grey
   const row = [r.input, masked, r.reconstruction, ...Array.from({ length: count }, (_, b) => r.images.subarray(b * r.input.length, (b + 1) * r.input.length))];
   const kept = r.keep.toNumbers().reduce((a, b) => a + b, 0);
-  writePng(out, makeGrid(row, shape, { nrow: row.length }));
-  const sidecar = writeSidecar(out, {
+  writePng(plan, out, makeGrid(row, shape, { nrow: row.length }));
+  const sidecar = writeSidecar(plan, out, {
     command: 'edit', chain: chainSummary(chainPath, chain, firstStage, !v['no-ema'], manifest),
     image: resolve(imagePath), mask: typeof mask === 'string' ? mask : resolve(maskArg), invert: !!v.invert, composite: !!v.composite,
     keptTokens: kept, tokens: r.keep.numel, count, seed: r.seed, settings: r.settings, repeats: r.repeats, decoding,
@@ -358,14 +395,14 @@ async function command<V extends { help?: boolean }>(name: string, help: string,
     return await run(values);
   } catch (e) {
     process.stderr.write(`imagebart ${name}: ${(e as Error).message}\n`);
-    return e instanceof UsageError ? 2 : 1;
+    return e instanceof UsageError || e instanceof OutputError || e instanceof SchemaError ? 2 : 1;
   }
 }
 
 /** `imagebart sample …` (the arguments after `sample`); resolves to the exit code. */
 export const sampleCommand = (argv: string[]): Promise<number> =>
-  command('sample', SAMPLE_HELP, () => parseArgs({ args: argv, options: SAMPLE_OPTIONS, strict: true }).values, runSample);
+  command('sample', SAMPLE_HELP, () => parseArgs(argv, SAMPLE_OPTIONS).values, runSample);
 
 /** `imagebart edit …` (the arguments after `edit`); resolves to the exit code. */
 export const editCommand = (argv: string[]): Promise<number> =>
-  command('edit', EDIT_HELP, () => parseArgs({ args: argv, options: EDIT_OPTIONS, strict: true }).values, runEdit);
+  command('edit', EDIT_HELP, () => parseArgs(argv, EDIT_OPTIONS).values, runEdit);

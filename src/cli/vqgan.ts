@@ -7,8 +7,8 @@
  * encode  tokenizes a dataset split into a token file for the chain;
  * decode  turns the first grids of a token file back into a PNG grid.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import type { ParseArgsConfig } from 'node:util';
+import { existsSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 import { tidy, noGrad, readSafetensorsHeader } from '../torch/index.js';
 import { openDataset, subset, makeGrid, encodePng, BUILTIN_DATASETS, type ImageDataset } from '../data/index.js';
@@ -19,7 +19,11 @@ import { evaluate } from '../vqgan/metrics.js';
 import { shrinkOn } from '../vqgan/shrink.js';
 import { tokenizeDataset, loadTokens } from '../vqgan/tokens.js';
 import { VQGANTrainer, CHECKPOINT, FINAL_MODEL, type VQGANTrainConfig } from '../vqgan/trainer.js';
-import { UsageError, integer, number, need } from './args.js';
+import { VQGANTrainConfigSchema } from '../vqgan/schema.js';
+import { UsageError, LIMITS, integer, number, positive, seed, need, parseArgs, type Parsed } from './args.js';
+import { OutputPlan, OutputError, writeAtomic } from '../io/output.js';
+import { SchemaError, parseWith, readJsonFile } from '../io/schema.js';
+import { z } from 'zod';
 import { dataParallelFromEnv } from '../distributed/index.js';
 
 const HELP = `imagebart vqgan <command> [options]
@@ -46,6 +50,8 @@ train options:
   --perceptual-weights FILE  LPIPS/VGG16 safetensors; enables the perceptual term (--perceptual-weight, default 1)
   --fresh                ignore an existing checkpoint in --out
   --print-config         print the effective config and exit
+  The config is checked field by field: unknown keys, wrong types, a batch size < 1 or a learning
+  rate ≤ 0 are errors.
 
 eval / shrink / encode options:
   --model FILE           a VQGAN checkpoint (${FINAL_MODEL}, ${CHECKPOINT} or a shrunk model)
@@ -53,9 +59,17 @@ eval / shrink / encode options:
   --out FILE             output (shrink: model, encode: token file)
   --unknown-index random|extra|N   (shrink) id for codes outside the kept list (default random, as ImageBART)
   --json                 (eval) print the result as JSON
+  --max-images N         (encode) the first N images of the split only
 
 decode options:
   --model FILE  --tokens FILE  --count N (default 64)  --out FILE.png
+
+Outputs (shrink, encode: .safetensors; decode: .png) are checked before the work starts and written
+whole; an existing file is replaced only with --force, and an output that is the run's model or
+token file is refused.
+Examples:
+  imagebart vqgan train --data mnist --out runs/vqgan-mnist --steps 6000
+  imagebart vqgan encode --model vq.safetensors --split test --max-images 1000 --out test-tokens.safetensors
 
 Defaults per dataset: 32×32 images → 8×8 tokens (ch 32, ch_mult [1,2,2], one res block, attention at 8×8),
 256 codes for MNIST-style data, 512 for emoji and folders.
@@ -84,9 +98,10 @@ const OPTIONS = {
   fresh: { type: 'boolean' },
   json: { type: 'boolean' },
   'print-config': { type: 'boolean' },
+  force: { type: 'boolean' },
 } satisfies ParseArgsConfig['options'];
 
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+type Values = Parsed<typeof OPTIONS, true>['values'];
 
 const isMnistLike = (data: string) => data === 'mnist' || data === 'fashion-mnist';
 
@@ -118,16 +133,17 @@ function merge<T>(base: T, over: unknown): T {
 /** Defaults (or the config a run was started with), then --config, then flags. */
 function trainConfig(v: Values, data: string, base: VQGANTrainConfig): VQGANTrainConfig {
   let c = base;
-  if (v.config) c = merge(c, JSON.parse(readFileSync(v.config, 'utf8')));
+  if (v.config) c = merge(c, readJsonFile(z.record(z.string(), z.unknown()), v.config, 'VQGAN config'));
   const set = <K extends keyof VQGANTrainConfig>(k: K, x: VQGANTrainConfig[K] | undefined) => { if (x !== undefined) c[k] = x; };
   set('steps', integer(v.steps, 'steps'));
-  set('batchSize', integer(v['batch-size'], 'batch-size'));
-  set('lr', number(v.lr, 'lr'));
-  set('seed', integer(v.seed, 'seed'));
+  set('batchSize', integer(v['batch-size'], 'batch-size', 1, LIMITS.batchSize));
+  set('lr', positive(v.lr, 'lr'));
+  set('seed', seed(v.seed));
   const discStart = integer(v['disc-start'], 'disc-start');
   if (discStart !== undefined) c.loss = { ...c.loss, discStart };
   if (v.autocast) c.autocast = true;
   if (v['perceptual-weights']) c.loss = { ...c.loss, perceptualWeights: v['perceptual-weights'], perceptualWeight: number(v['perceptual-weight'], 'perceptual-weight') ?? 1 };
+  c = parseWith(VQGANTrainConfigSchema, c, `VQGAN training config${v.config ? ` (defaults, ${v.config} and flags)` : ''}`);
   c.model = makeConfig(c.model);
   c.data = { name: data, resolution: c.model.ddconfig.resolution, channels: c.model.ddconfig.inChannels };
   return c;
@@ -135,6 +151,7 @@ function trainConfig(v: Values, data: string, base: VQGANTrainConfig): VQGANTrai
 
 function open(data: string, split: string | undefined, resolution: number, channels: number): ImageDataset {
   if (channels !== 1 && channels !== 3) throw new UsageError(`models with ${channels} input channels cannot read image datasets`);
+  if (split !== undefined && !['train', 'test', 'all'].includes(split)) throw new UsageError(`--split must be train, test or all, got '${split}'`);
   return openDataset(data, {
     split: (split ?? 'train') as 'train' | 'test' | 'all', resolution, channels,
     onWarn: (m) => process.stderr.write(`warning: ${m}\n`),
@@ -154,13 +171,13 @@ async function train(v: Values): Promise<number> {
   }
   const { resolution, inChannels } = c.model.ddconfig;
   let trainSet = open(data, 'train', resolution, inChannels);
-  const limit = integer(v.limit, 'limit');
+  const limit = integer(v.limit, 'limit', 1);
   if (limit !== undefined) trainSet = subset(trainSet, Array.from({ length: Math.min(limit, trainSet.size) }, (_, i) => i));
   const val = open(data, 'test', resolution, inChannels);
   const dist = dataParallelFromEnv(); // one rank of a data-parallel run, under torchrun's environment
   const main = dist?.isMain ?? true;
   const trainer = new VQGANTrainer(c, { outDir, train: trainSet, val, dist });
-  if (main) writeFileSync(join(outDir, 'config.json'), JSON.stringify(c, null, 2) + '\n');
+  if (main) writeAtomic(join(outDir, 'config.json'), JSON.stringify(c, null, 2) + '\n');
   if (resuming) trainer.resume();
   const stop = new AbortController();
   const onSignal = () => stop.abort();
@@ -188,7 +205,7 @@ function evalCommand(v: Values): number {
   const model = loadVQModel(need(v.model, 'model'));
   const dd = model.config.ddconfig;
   const ds = open(v.data ?? 'mnist', v.split ?? 'test', dd.resolution, dd.inChannels);
-  const r = evaluate(model, ds, { batchSize: integer(v['batch-size'], 'batch-size'), maxImages: integer(v['max-images'], 'max-images') });
+  const r = evaluate(model, ds, { batchSize: batchSizeFlag(v), maxImages: integer(v['max-images'], 'max-images', 1) });
   const { counts: _counts, ...summary } = r;
   const out = { ...summary, dataset: ds.name, nEmbed: model.config.nEmbed, tokens: model.numTokens };
   process.stdout.write(v.json ? JSON.stringify(out) + '\n' :
@@ -203,15 +220,26 @@ function parseUnknown(s: string | undefined): UnknownIndex | undefined {
   return n;
 }
 
+const batchSizeFlag = (v: Values) => integer(v['batch-size'], 'batch-size', 1, LIMITS.batchSize);
+
+/** The one output of a command, checked before the work: never one of `inputs`, replaced only with --force. */
+function planOutput(v: Values, out: string, format: 'png' | 'safetensors', inputs: Record<string, string>): OutputPlan {
+  const plan = new OutputPlan({ force: v.force });
+  for (const [role, path] of Object.entries(inputs)) plan.protect(role, path);
+  plan.add(out, format);
+  return plan;
+}
+
 function shrink(v: Values): number {
   const path = need(v.model, 'model');
+  const out = v.out ?? join(dirname(path), `${basename(path, '.safetensors')}-shrunk.safetensors`);
+  planOutput(v, out, 'safetensors', { 'model (--model)': path });
   const model = loadVQModel(path);
   const dd = model.config.ddconfig;
   const ds = open(v.data ?? 'mnist', v.split ?? 'test', dd.resolution, dd.inChannels);
   const { model: shrunk, used, evaluation } = shrinkOn(model, ds, {
-    batchSize: integer(v['batch-size'], 'batch-size'), maxImages: integer(v['max-images'], 'max-images'), unknownIndex: parseUnknown(v['unknown-index']) ?? 'random',
+    batchSize: batchSizeFlag(v), maxImages: integer(v['max-images'], 'max-images', 1), unknownIndex: parseUnknown(v['unknown-index']) ?? 'random',
   });
-  const out = v.out ?? join(dirname(path), `${basename(path, '.safetensors')}-shrunk.safetensors`);
   saveVQModel(out, shrunk, {
     metadata: { shrink: JSON.stringify({ dataset: ds.name, images: evaluation.images, kept: used.length, of: model.config.nEmbed }) },
   });
@@ -226,11 +254,14 @@ function encode(v: Values): number {
   const dd = model.config.ddconfig;
   const data = v.data ?? 'mnist';
   const split = v.split ?? 'train';
-  const ds = open(data, split, dd.resolution, dd.inChannels);
   const out = v.out ?? join(dirname(path), `tokens-${basename(data)}-${split}.safetensors`);
+  planOutput(v, out, 'safetensors', { 'model (--model)': path });
+  let ds = open(data, split, dd.resolution, dd.inChannels);
+  const maxImages = integer(v['max-images'], 'max-images', 1);
+  if (maxImages !== undefined && maxImages < ds.size) ds = subset(ds, Array.from({ length: maxImages }, (_, i) => i));
   const t0 = performance.now();
   const r = tokenizeDataset(model, ds, out, {
-    batchSize: integer(v['batch-size'], 'batch-size'),
+    batchSize: batchSizeFlag(v),
     onProgress: (done, total) => { if (process.stderr.isTTY) process.stderr.write(`\rencoding ${done}/${total}`); },
   });
   process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}${r.count} images → ${model.latentSize}×${model.latentSize} grids of ${r.numTokens} token ids in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${out}\n`);
@@ -238,16 +269,16 @@ function encode(v: Values): number {
 }
 
 function decode(v: Values): number {
-  const model = loadVQModel(need(v.model, 'model'));
-  const file = loadTokens(need(v.tokens, 'tokens'));
+  const out = v.out ?? 'decoded.png';
+  const plan = planOutput(v, out, 'png', { 'model (--model)': need(v.model, 'model'), 'token file (--tokens)': need(v.tokens, 'tokens') });
+  const model = loadVQModel(v.model!);
+  const file = loadTokens(v.tokens!);
   if (file.numTokens !== model.numTokens) throw new UsageError(`token file has ${file.numTokens} ids but the model has ${model.numTokens}: use the model that wrote it`);
-  const n = Math.min(integer(v.count, 'count') ?? 64, file.tokens.size(0));
+  const n = Math.min(integer(v.count, 'count', 1, LIMITS.count) ?? 64, file.tokens.size(0));
   const dd = model.config.ddconfig;
   const images = noGrad(() => tidy(() => model.decodeIndices(file.tokens.slice(0, 0, n).long()).toFloat32Array()));
   const grid = makeGrid(images, { channels: dd.outCh as 1 | 3, height: dd.resolution, width: dd.resolution });
-  const out = v.out ?? 'decoded.png';
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, encodePng(grid.rgba, grid.width, grid.height));
+  plan.write(out, encodePng(grid.rgba, grid.width, grid.height));
   process.stderr.write(`${n} token grids → ${out}\n`);
   return 0;
 }
@@ -256,7 +287,7 @@ function decode(v: Values): number {
 export async function vqganCommand(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = parseArgs(argv, OPTIONS, true);
   } catch (e) {
     process.stderr.write(`imagebart vqgan: ${(e as Error).message}\n\n${HELP}`);
     return 2;
@@ -283,7 +314,7 @@ export async function vqganCommand(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof OutputError || e instanceof SchemaError) {
       process.stderr.write(`imagebart vqgan ${cmd}: ${e.message}\n`);
       return 2;
     }

@@ -7,6 +7,7 @@
  */
 import pngjs from 'pngjs';
 import jpeg from 'jpeg-js';
+import { imageSize } from 'image-size';
 
 const { PNG } = pngjs;
 
@@ -51,17 +52,105 @@ function hasJpegEnd(bytes: Bytes): boolean {
   return false;
 }
 
+/** Upper limits on an image to decode, checked from its header before any pixel is decoded. */
+export interface ImageLimits {
+  /** Longest side in pixels (default 16384). */
+  maxSide?: number;
+  /** Decoded pixels, width × height (default 40 megapixels: 160 MB of RGBA). */
+  maxPixels?: number;
+}
+
+export const DEFAULT_IMAGE_LIMITS: Required<ImageLimits> = { maxSide: 16384, maxPixels: 40e6 };
+
 /**
- * Decode PNG or JPEG bytes to RGBA. `path` is used only for error messages, so that a corrupt
- * file in a dataset of thousands can be found.
+ * The JPEG frame type from its start-of-frame marker: 'baseline'/'progressive' (Huffman-coded,
+ * what the decoder reads), or the name of a variant it does not (arithmetic coding, lossless,
+ * hierarchical). Undefined when no frame marker is found before the scan.
  */
-export function decodeImage(bytes: Bytes, path: string): RGBAImage {
+export function jpegFrameType(bytes: Bytes): string | undefined {
+  const b = asUint8(bytes);
+  const names: Record<number, string> = {
+    0xc0: 'baseline', 0xc1: 'baseline', 0xc2: 'progressive', 0xc3: 'lossless (SOF3)',
+    0xc5: 'hierarchical (SOF5)', 0xc6: 'hierarchical progressive (SOF6)', 0xc7: 'hierarchical lossless (SOF7)',
+    0xc9: 'arithmetic-coded (SOF9)', 0xca: 'arithmetic-coded progressive (SOF10)', 0xcb: 'arithmetic-coded lossless (SOF11)',
+    0xcd: 'arithmetic-coded hierarchical (SOF13)', 0xce: 'arithmetic-coded hierarchical progressive (SOF14)', 0xcf: 'arithmetic-coded hierarchical lossless (SOF15)',
+  };
+  for (let i = 2; i + 4 <= b.length;) {
+    if (b[i] !== 0xff) return undefined;
+    const marker = b[i + 1];
+    if (marker === 0xff) { i++; continue; } // fill byte
+    if (marker in names) return names[marker];
+    if (marker === 0xda) return undefined; // start of scan without a frame
+    i += 2 + ((b[i + 2] << 8) | b[i + 3]);
+  }
+  return undefined;
+}
+
+/**
+ * The EXIF orientation transform (1..8) applied to a decoded raster, so the picture stands as the
+ * camera meant: 2 mirror, 3 rotate 180°, 4 flip, 5 transpose, 6 rotate 90° clockwise, 7 transverse,
+ * 8 rotate 90° counter-clockwise.
+ */
+export function applyOrientation(image: RGBAImage, orientation: number): RGBAImage {
+  if (!(orientation >= 2 && orientation <= 8)) return image;
+  const { width: w, height: h } = image;
+  const swap = orientation >= 5;
+  const W = swap ? h : w, H = swap ? w : h;
+  const src = new Uint32Array(image.rgba.slice().buffer);
+  const dst = new Uint32Array(W * H);
+  // (x, y) in the output ← source pixel (sx, sy)
+  const from: Record<number, (x: number, y: number) => [number, number]> = {
+    2: (x, y) => [w - 1 - x, y],
+    3: (x, y) => [w - 1 - x, h - 1 - y],
+    4: (x, y) => [x, h - 1 - y],
+    5: (x, y) => [y, x],
+    6: (x, y) => [y, h - 1 - x],
+    7: (x, y) => [w - 1 - y, h - 1 - x],
+    8: (x, y) => [w - 1 - y, x],
+  };
+  const f = from[orientation];
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+    const [sx, sy] = f(x, y);
+    dst[y * W + x] = src[sy * w + sx];
+  }
+  return { width: W, height: H, rgba: new Uint8Array(dst.buffer) };
+}
+
+/** Width, height and EXIF orientation from the header alone, checked against `limits`. */
+function checkHeader(bytes: Bytes, path: string, format: ImageFormat, limits: ImageLimits): { orientation: number } {
+  const { maxSide, maxPixels } = { ...DEFAULT_IMAGE_LIMITS, ...limits };
+  if (format === 'jpeg') {
+    const frame = jpegFrameType(bytes);
+    if (frame && frame !== 'baseline' && frame !== 'progressive') {
+      throw new Error(`${path}: ${frame} JPEG is not supported (only baseline and progressive Huffman-coded JPEG): re-save it as an ordinary JPEG or a PNG`);
+    }
+  }
+  let size: { width: number; height: number; orientation?: number };
+  try {
+    size = imageSize(asUint8(bytes));
+  } catch (e) {
+    throw new Error(`${path}: corrupt ${format.toUpperCase()}: cannot read its size from the header (${(e as Error).message})`);
+  }
+  const { width, height } = size;
+  if (Math.max(width, height) > maxSide || width * height > maxPixels) {
+    throw new Error(`${path}: ${width}×${height} pixels is larger than the limit (${maxSide} pixels a side, ${(maxPixels / 1e6).toFixed(0)} megapixels): shrink it first`);
+  }
+  return { orientation: size.orientation ?? 1 };
+}
+
+/**
+ * Decode PNG or JPEG bytes to RGBA, upright (JPEG EXIF orientation applied). The size is checked
+ * from the header against `limits` before decoding. `path` is used only for error messages, so
+ * that a corrupt file in a dataset of thousands can be found.
+ */
+export function decodeImage(bytes: Bytes, path: string, limits: ImageLimits = {}): RGBAImage {
   if (bytes.length === 0) throw new Error(`${path}: empty file, expected a PNG or JPEG image`);
   const format = detectFormat(bytes);
   if (format === undefined) {
     const head = Array.from(asUint8(bytes).subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
     throw new Error(`${path}: not a PNG or JPEG image (unrecognised leading bytes ${head})`);
   }
+  const { orientation } = checkHeader(bytes, path, format, limits);
   let image: RGBAImage;
   try {
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -80,7 +169,7 @@ export function decodeImage(bytes: Bytes, path: string): RGBAImage {
   if (!(image.width > 0 && image.height > 0) || image.rgba.length !== image.width * image.height * 4) {
     throw new Error(`${path}: corrupt ${format.toUpperCase()}: decoded ${image.width}x${image.height} with ${image.rgba.length} bytes`);
   }
-  return image;
+  return applyOrientation(image, orientation);
 }
 
 /** Encode RGBA to PNG (lossless, so grids and samples are saved exactly as computed). */
@@ -221,11 +310,38 @@ function resampleNearest(image: RGBAImage, outW: number, outH: number): RGBAImag
   return { width: outW, height: outH, rgba: out };
 }
 
+/**
+ * The mean colour of the image's outermost rows and columns (opaque): the padding that continues a
+ * picture's own background, black around MNIST digits, white around emoji.
+ */
+export function borderColour(image: RGBAImage): [number, number, number, number] {
+  const { width: w, height: h, rgba } = image;
+  const sum = [0, 0, 0];
+  let n = 0;
+  const add = (x: number, y: number) => {
+    const p = (y * w + x) * 4, a = rgba[p + 3] / 255;
+    for (let c = 0; c < 3; c++) sum[c] += rgba[p + c] * a + 255 * (1 - a); // as composited on white
+    n++;
+  };
+  for (let x = 0; x < w; x++) { add(x, 0); if (h > 1) add(x, h - 1); }
+  for (let y = 1; y < h - 1; y++) { add(0, y); if (w > 1) add(w - 1, y); }
+  return [Math.round(sum[0] / n), Math.round(sum[1] / n), Math.round(sum[2] / n), 255];
+}
+
 export interface ResizeOptions {
   /** 'area' (default) for photos/art; 'nearest' for masks, which must stay binary. */
   mode?: 'area' | 'nearest';
-  /** RGBA used for padding to square; default opaque white (the emoji/editing background). */
-  fill?: readonly [number, number, number, number];
+  /** RGBA used for padding to square, or 'border' for the image's border colour; default opaque white (the emoji background). */
+  fill?: readonly [number, number, number, number] | 'border';
+}
+
+/** Resample to exactly `width`×`height` (aspect ratio not kept): 'area' down / bilinear up, or 'nearest'. */
+export function resample(image: RGBAImage, width: number, height: number, mode: 'area' | 'nearest' = 'area'): RGBAImage {
+  if (image.width === width && image.height === height) return { ...image, rgba: image.rgba.slice() };
+  if (mode === 'area') return resampleSmooth(image, width, height);
+  // Uint32 views need 4-byte alignment; copy if a decoder handed us an odd offset.
+  const img = image.rgba.byteOffset % 4 === 0 ? image : { ...image, rgba: image.rgba.slice() };
+  return resampleNearest(img, width, height);
 }
 
 /**
@@ -237,11 +353,9 @@ export function resizeTo(image: RGBAImage, size: number, options: ResizeOptions 
   if (!Number.isInteger(size) || size <= 0) throw new Error(`resizeTo: size must be a positive integer, got ${size}`);
   const mode = options.mode ?? 'area';
   let img = mode === 'area' ? compositeOnWhite(image) : image;
-  img = padToSquare(img, options.fill);
-  if (img.width === size && img.height === size) return img === image ? { ...img, rgba: img.rgba.slice() } : img;
-  // Uint32 views need 4-byte alignment; copy if a decoder handed us an odd offset.
-  if (mode === 'nearest' && img.rgba.byteOffset % 4 !== 0) img = { ...img, rgba: img.rgba.slice() };
-  return mode === 'nearest' ? resampleNearest(img, size, size) : resampleSmooth(img, size, size);
+  img = padToSquare(img, options.fill === 'border' ? borderColour(img) : options.fill);
+  if (img.width === size && img.height === size && img !== image) return img;
+  return resample(img, size, size, mode);
 }
 
 /**

@@ -219,6 +219,9 @@ function readLegacy(path: string, o: ReadCheckpointOptions): { root: unknown; re
   }
 }
 
+/** The most bytes a tensor with overlapping strides may expand its storage to. */
+const MAX_EXPANDED_BYTES = 256 * 2 ** 20;
+
 /** ref's strided window of `base` (1-d), as torch's set_(storage, offset, size, stride). */
 function stridedView(base: Tensor, ref: TensorRef): Tensor {
   const { offset, size, stride } = ref;
@@ -229,6 +232,11 @@ function stridedView(base: Tensor, ref: TensorRef): Tensor {
   if (numel === 0) return empty(size, { dtype: base.dtype });
   const last = size.reduce((acc, n, i) => acc + (n - 1) * stride[i]!, offset);
   if (last >= base.numel) throw bad(`reaches element ${last} of a storage of ${base.numel}`);
+  // overlapping strides (stride 0) repeat storage elements; more elements than the storage holds
+  // would be gathered into a copy of that size, so a few bytes on disk could claim gigabytes
+  if (numel > base.numel && numel * BYTES[base.dtype] > MAX_EXPANDED_BYTES) {
+    throw bad(`repeats a storage of ${base.numel} elements into ${numel}: more than ${MAX_EXPANDED_BYTES / 2 ** 20} MiB from overlapping strides`);
+  }
   let expect = 1, contiguous = true;
   for (let i = size.length - 1; i >= 0; i--) {
     if (size[i] !== 1 && stride[i] !== expect) contiguous = false;

@@ -13,6 +13,9 @@
 import { openSync, readSync, fstatSync, closeSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 
+/** The largest expansion deflate can encode (258-byte matches in ≈2 bits). */
+const DEFLATE_MAX_RATIO = 1032;
+
 export class ZipError extends Error {
   constructor(readonly path: string, readonly problem: string) {
     super(`zip archive ${path}: ${problem}`);
@@ -223,6 +226,10 @@ export class ZipReader {
       if (flags & 1) throw new ZipError(path, `entry '${name}' is encrypted (unsupported)`);
       if (method !== 0 && method !== 8) throw new ZipError(path, `entry '${name}' uses compression method ${method} (only stored and deflate are supported)`);
       if (method === 0 && compressedSize !== size) throw new ZipError(path, `stored entry '${name}' has compressed size ${compressedSize} ≠ size ${size}`);
+      // deflate expands at most 1032:1, so a larger declared size is a lie (a zip bomb), refused before allocating it
+      if (method === 8 && size > compressedSize * DEFLATE_MAX_RATIO + 64) {
+        throw new ZipError(path, `entry '${name}' declares ${size} bytes from ${compressedSize} compressed, more than deflate can expand to`);
+      }
       if (this.entries.has(name)) throw new ZipError(path, `entry '${name}' appears twice`);
       // The local header repeats the name; the data follows it and must end before the central directory.
       if (local + 30 > cdOffset) throw new ZipError(path, `entry '${name}': local header offset ${local} is past the central directory`);

@@ -29,11 +29,14 @@ export function decodeTokens(stage: FirstStage, tokens: Tensor): { data: Float32
   }));
 }
 
-/** An image of any size → the first stage's input (resized to R×R, padded with white) and its tokens x0 [1, h, w]. */
+/**
+ * An image of any size → the first stage's input (padded to a square with its own border colour,
+ * then resized to R×R: the geometry `fitMask` gives its mask) and its tokens x0 [1, h, w].
+ */
 export function encodeImage(stage: FirstStage, image: RGBAImage): { pixels: Float32Array; x0: Tensor } {
   const { resolution: R, inChannels: C } = stage.config.ddconfig;
   if (C !== 1 && C !== 3) throw new Error(`the first stage reads ${C}-channel images; only grey and RGB images can be edited`);
-  const pixels = toCHW(resizeTo(image, R), C);
+  const pixels = toCHW(resizeTo(image, R, { fill: 'border' }), C);
   const x0 = noGrad(() => tidy(() => stage.encodeToIndices(tensor(pixels, [1, C, R, R])).long()));
   return { pixels, x0 };
 }

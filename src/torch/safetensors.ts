@@ -120,8 +120,14 @@ function withFile<T>(path: string, fn: (fd: number) => T): T {
 /** The header alone: names, dtypes, shapes and metadata, without reading tensor data. */
 export const readSafetensorsHeader = (path: string): SafetensorsHeader => withFile(path, (fd) => parseHeader(fd, path));
 
-/** Loads tensors (all, or those `filter` accepts) and the metadata. */
-export function loadSafetensors(path: string, o: { filter?: (name: string) => boolean } = {}): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
+const FLOATING = new Set<DType>(['float64', 'float32', 'float16', 'bfloat16']);
+
+/**
+ * Loads tensors (all, or those `filter` accepts) and the metadata. With `finite`, a floating-point
+ * tensor holding NaN or ±Inf is an error naming the file and the tensor (model weights: a diverged
+ * or damaged model fails here, not as black images or a libtorch message later).
+ */
+export function loadSafetensors(path: string, o: { filter?: (name: string) => boolean; finite?: boolean } = {}): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
   return withFile(path, (fd) => {
     const header = parseHeader(fd, path);
     const tensors = new Map<string, Tensor>();
@@ -131,6 +137,15 @@ export function loadSafetensors(path: string, o: { filter?: (name: string) => bo
       const n = info.offsets[1] - info.offsets[0];
       if (n > 0) readExact(fd, path, n, header.dataStart + info.offsets[0], new Uint8Array(t.mapData()));
       tensors.set(name, t);
+      if (o.finite && FLOATING.has(info.dtype) && t.numel > 0) {
+        const bad = t.isfinite().logicalNot();
+        const count = bad.sum().item();
+        bad.dispose();
+        if (count > 0) {
+          for (const x of tensors.values()) x.dispose();
+          throw new SafetensorsError(path, `tensor '${name}' holds ${count} NaN or infinite value${count > 1 ? 's' : ''}: the model is damaged or its training diverged`);
+        }
+      }
     }
     return { tensors, metadata: header.metadata };
   });

@@ -128,7 +128,7 @@ export function configFromMetadata(meta: Record<string, string>, path = 'checkpo
 /** Reads a checkpoint, naming the file in any error (truncated, not safetensors, …). */
 export function readCheckpoint(path: string): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
   try {
-    return loadSafetensors(path);
+    return loadSafetensors(path, { finite: true });
   } catch (e) {
     throw new Error(`cannot read VQGAN checkpoint ${path}: ${(e as Error).message}`);
   }

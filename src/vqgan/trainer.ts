@@ -17,7 +17,7 @@
  * One deviation from taming, for speed: the discriminator sees the reconstruction made before the
  * autoencoder update of the same step (taming re-runs the autoencoder forward for the second optimiser).
  */
-import { mkdirSync, appendFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, appendFileSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tensor, autocast, tensor, tidy, noGrad, manualSeed } from '../torch/index.js';
 import { AdamW } from '../optim/index.js';
@@ -25,6 +25,9 @@ import { collate, makeGrid, encodePng, type ImageDataset } from '../data/index.j
 import { ShardSampler, type DataParallel } from '../distributed/index.js';
 import { VQModel, saveVQModel, readCheckpoint, modelWeights } from './model.js';
 import { VQGANLoss, type VQGANLossConfig, type GeneratorLoss } from './loss.js';
+import { VQGANTrainConfigSchema } from './schema.js';
+import { parseWith } from '../io/schema.js';
+import { writeAtomic } from '../io/output.js';
 import { loadLPIPS } from './perceptual.js';
 import { evaluate, type EvalResult } from './metrics.js';
 import type { VQModelConfig } from './config.js';
@@ -97,6 +100,7 @@ export class VQGANTrainer {
   private lineOpen = false;
 
   constructor(readonly config: VQGANTrainConfig, readonly opts: TrainerOptions) {
+    parseWith(VQGANTrainConfigSchema, config, 'VQGAN training config');
     const { train } = opts;
     const dd = config.model.ddconfig;
     if (train.channels !== dd.inChannels || train.resolution !== dd.resolution) {
@@ -254,6 +258,7 @@ export class VQGANTrainer {
     [this.optAE, this.optDisc].forEach((opt, i) => opt.loadStateDict({ tensors: prefixed(`optimizer.${i}.`), step: Number(metadata[`optimizer.${i}.step`]) }));
     this.step = Number(metadata.step);
     for (const t of tensors.values()) t.dispose();
+    this.forgetLogAfter(this.step);
     this.say(`vqgan: resumed from ${path} at step ${this.step}`);
   }
 
@@ -275,6 +280,21 @@ export class VQGANTrainer {
   private say(line: string): void {
     this.write(`${this.lineOpen ? '\n' : ''}${line}\n`);
     this.lineOpen = false;
+  }
+
+  /** Drops log.jsonl lines of steps after `step` (run again after a resume from it), so no step is logged twice. */
+  private forgetLogAfter(step: number): void {
+    const path = join(this.opts.outDir, 'log.jsonl');
+    if (!existsSync(path)) return;
+    const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '');
+    const kept = lines.filter((l) => {
+      try {
+        return (JSON.parse(l) as { step?: number }).step! <= step;
+      } catch {
+        return false; // a line cut short by the kill
+      }
+    });
+    if (kept.length !== lines.length) writeAtomic(path, kept.map((l) => l + '\n').join(''));
   }
 
   private record(entry: Record<string, unknown>): void {

@@ -128,7 +128,7 @@ test('manifests are checked: format, β against the schedule, one checkpoint per
   writeFileSync(path, JSON.stringify({ ...good, scales: [{ t: 1, checkpoint: 'a' }] }));
   assert.throws(() => readManifest(path), /one checkpoint per scale 1\.\.2/);
   writeFileSync(path, JSON.stringify({ ...good, format: 'x' }));
-  assert.throws(() => readManifest(path), /format 'x'/);
+  assert.throws(() => readManifest(path), /field "format": expected "imagebart-chain\/1"/);
   writeFileSync(path, JSON.stringify({ ...good, scales: [{ t: 1, checkpoint: 'scale2/checkpoint.safetensors' }, { t: 2, checkpoint: 'scale2/checkpoint.safetensors' }] }));
   assert.throws(() => loadChain(path), /holds scale 2, not 1/);
 });

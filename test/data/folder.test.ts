@@ -89,5 +89,5 @@ test('openDataset knows the built-in names and rejects unknown ones', () => {
   const m = openDataset('mnist', { split: 'test', resolution: 32 });
   assert.equal(m.size, 10000);
   assert.equal(openDataset('emoji-twitter', { split: 'all' }).size, 3786);
-  assert.throws(() => openDataset('cifar10'), /unknown dataset 'cifar10'.*mnist, fashion-mnist, emoji-google, emoji-twitter/);
+  assert.throws(() => openDataset('cifar10'), /unknown dataset 'cifar10'.*mnist, fashion-mnist, mnist-segmentation, .*emoji, emoji-google, emoji-twitter/);
 });

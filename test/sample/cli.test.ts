@@ -113,7 +113,8 @@ test('imagebart edit: named and image masks, compositing, clear errors for files
   const r = await run(editCommand, ['--chain', chainFile, '--image', image, '--mask', 'upper-half', '--composite', '--count', '2', '--seed', '3', '--out', out]);
   assert.equal(r.code, 0, r.err);
   const side = JSON.parse(readFileSync(join(dir, 'edit.json'), 'utf8'));
-  assert.deepEqual([side.keptTokens, side.tokens, side.seed, side.composite], [8, 16, 3, true]);
+  // 20×13 is padded to 20×20 (rows 3..15 the picture): its upper half is one row of the 4×4 tokens, the padding is kept
+  assert.deepEqual([side.keptTokens, side.tokens, side.seed, side.composite], [12, 16, 3, true]);
   assert.deepEqual(side.repeats, { 1: 3, 2: 1 });
   const png = decodeImage(readFileSync(out), out);
   assert.deepEqual([png.width, png.height], [5 * 18 + 2, 18 + 2], 'input, masked input, reconstruction and two edits');
