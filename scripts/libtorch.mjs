@@ -1,7 +1,8 @@
 // Locates libtorch for the native build and prints what binding.gyp asks for.
 // Order: $LIBTORCH (an official libtorch directory, e.g. a CUDA build), then Debian's libtorch-dev.
 // c10d (distributed): Gloo when the c10d headers and Gloo's headers are there (Debian: libgloo-dev), NCCL
-// when the build is a CUDA one and nccl.h is found; without them native/c10d.cc compiles to stubs.
+// when the build is a CUDA one and nccl.h is found; without them (or with IMAGEBART_NO_C10D=1)
+// native/c10d.cc compiles to stubs.
 // Usage: node scripts/libtorch.mjs include|libs|defines|check
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,6 +30,7 @@ const cudaIncludes = () => [process.env.CUDA_HOME, '/usr/local/cuda'].filter(Boo
 
 /** What the c10d part of the binding can be built with: { gloo, nccl, libgloo, include }. */
 export function c10dSupport(lt) {
+  if (process.env.IMAGEBART_NO_C10D) return { gloo: false, nccl: false, libgloo: false, include: [] };
   const roots = headerRoots(lt);
   const has = (rel, dirs = roots) => dirs.find((d) => existsSync(join(d, rel)));
   const c10d = has('torch/csrc/distributed/c10d/ProcessGroupGloo.hpp');
