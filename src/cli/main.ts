@@ -13,6 +13,7 @@ Commands:
   edit                 repaint a masked part of a picture with a trained chain
   chain <sub>          the reverse chain: train (one scale or --all) | nll
   convert IN OUT       official PyTorch Lightning .ckpt → safetensors (safe: no pickle code runs)
+  import SAMPLING.yaml an official release (sampling YAML, per-scale YAMLs and ckpts) → a model directory; --inspect describes it
   demo                 the shipped MNIST model samples digits and completes a half-erased one
   help                 this text
 
@@ -20,6 +21,7 @@ Environment:
   IMAGEBART_THREADS        ATen (OpenMP) threads, default: all cores
   IMAGEBART_BLAS_THREADS   BLAS threads, default: all cores
   LIBTORCH                 build against this libtorch directory (e.g. a CUDA build)
+  IMAGEBART_CHECK_DEVICES  1: every operator checks that its tensor inputs share a device (debugging)
 
 Run 'imagebart <command> --help' for a command's options.`;
 
@@ -44,6 +46,7 @@ const commands: Record<string, () => Promise<Command>> = {
   edit: async () => (await import('./sample.js')).editCommand,
   chain: async () => (await import('./chain.js')).chainCommand,
   convert: async () => (await import('./convert.js')).convertCommand,
+  import: async () => (await import('./import.js')).importCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
 
 };
