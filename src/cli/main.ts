@@ -14,6 +14,7 @@ Commands:
   chain <sub>          the reverse chain: train (one scale or --all) | nll
   eval <sub>           sample quality: classifier | reference | samples | completion
   convert IN OUT       official PyTorch Lightning .ckpt → safetensors (safe: no pickle code runs)
+  import SAMPLING.yaml an official release (sampling YAML, per-scale YAMLs and ckpts) → a model directory; --inspect describes it
   demo                 the shipped MNIST model samples digits and completes a half-erased one
   help                 this text
 
@@ -21,6 +22,7 @@ Environment:
   IMAGEBART_THREADS        ATen (OpenMP) threads, default: all cores
   IMAGEBART_BLAS_THREADS   BLAS threads, default: all cores
   LIBTORCH                 build against this libtorch directory (e.g. a CUDA build)
+  IMAGEBART_CHECK_DEVICES  1: every operator checks that its tensor inputs share a device (debugging)
 
 Run 'imagebart <command> --help' for a command's options.`;
 
@@ -45,6 +47,7 @@ const commands: Record<string, () => Promise<Command>> = {
   edit: async () => (await import('./sample.js')).editCommand,
   chain: async () => (await import('./chain.js')).chainCommand,
   convert: async () => (await import('./convert.js')).convertCommand,
+  import: async () => (await import('./import.js')).importCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
   eval: async () => (await import('./eval.js')).evalCommand,
 

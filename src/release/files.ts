@@ -33,7 +33,7 @@ export function readYaml(path: string): unknown {
     if (!(e instanceof YAMLParseError)) throw e;
     const line = e.linePos?.[0]?.line;
     const at = line === undefined ? '' : ` at line ${line} ('${text.split(/\r?\n/)[line - 1]?.trim() ?? ''}')`;
-    throw new ReleaseError(`config ${path} is not valid YAML${at}: ${e.message.split('\n')[0]}. The official loader (OmegaConf, PyYAML) rejects it too; remove the offending line to repair it`);
+    throw new ReleaseError(`config ${path} is not valid YAML${at}: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}. The official loader (OmegaConf, PyYAML) rejects it too; remove the offending line to repair it`);
   }
 }
 
