@@ -4,56 +4,17 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { manualSeed, noGrad } from '../../src/torch/index.js';
-import { EMA } from '../../src/optim/index.js';
-import { NONE, saveScaleCheckpoint, chainManifest, writeManifest } from '../../src/chain/index.js';
-import { VQModel, makeConfig, saveVQModel } from '../../src/vqgan/index.js';
 import { encodePng, decodeImage } from '../../src/data/index.js';
 import { loadSamplingChain } from '../../src/sample/index.js';
 import { sampleCommand, editCommand } from '../../src/cli/sample.js';
-import { tinyChain } from './tiny.js';
+import { saveTinyChain } from './tiny.js';
+import { run } from '../cli/harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'imagebart-sample-cli-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 const K = 16, T = 2;
 
-/** A saved chain: random scales whose EMA weights are the training weights + 0.5, and a random 16×16 → 4×4 VQGAN. */
-function saveChain(): string {
-  const chain = tinyChain({ K, T });
-  chain.denoisers.forEach((d) => {
-    const ema = new EMA(d);
-    noGrad(() => { for (const t of ema.shadow.values()) t.add_(0.5); });
-    const model = d.t === T ? { type: 'gpt' as const, dim: 16, heads: 2, depth: 1 } : { type: 'xtransformer' as const, dim: 16, heads: 2, dimHead: 8, encoderDepth: 1, decoderDepth: 1 };
-    saveScaleCheckpoint(join(dir, `scale${d.t}.safetensors`), d, { t: d.t, shape: d.shape, schedule: 'geometric', model }, { step: 1, ema });
-  });
-  manualSeed(1);
-  saveVQModel(join(dir, 'vqgan.safetensors'), new VQModel(makeConfig({
-    ddconfig: { resolution: 16, inChannels: 3, outCh: 3, ch: 8, chMult: [1, 2, 2], numResBlocks: 1, attnResolutions: [], zChannels: 8, doubleZ: false, dropout: 0, normGroups: 4 },
-    nEmbed: K, embedDim: 8,
-  })));
-  const manifest = join(dir, 'chain.json');
-  writeManifest(manifest, chainManifest({
-    vqgan: 'vqgan.safetensors', remap: null, K, T, schedule: 'geometric', tokenShape: [4, 4], conditioning: NONE,
-    scales: [1, 2].map((t) => ({ t, checkpoint: `scale${t}.safetensors` })),
-  }));
-  return manifest;
-}
-
-/** Runs a command with stdout and stderr captured. */
-async function run(cmd: (argv: string[]) => Promise<number>, argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const [stdout, stderr] = [process.stdout.write.bind(process.stdout), process.stderr.write.bind(process.stderr)];
-  let out = '', err = '';
-  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
-  try {
-    return { code: await cmd(argv), out, err };
-  } finally {
-    process.stdout.write = stdout;
-    process.stderr.write = stderr;
-  }
-}
-
-const chainFile = saveChain();
+const chainFile = saveTinyChain(dir, { K, T });
 
 test('loadSamplingChain: EMA weights by default, training weights on request', () => {
   const withEma = loadSamplingChain(chainFile).chain.denoisers[0].parameters()[0];

@@ -4,6 +4,10 @@ import { type Tensor, manualSeed, tensor, noGrad, tidy } from '../../src/torch/i
 import { NONE, conditioningShape, createDenoiser, type ChainShape, type Conditioning } from '../../src/chain/index.js';
 import { makeSchedule, type ScheduleSpec } from '../../src/diffusion/index.js';
 import type { SamplingChain, FirstStage } from '../../src/sample/index.js';
+import { join } from 'node:path';
+import { EMA } from '../../src/optim/index.js';
+import { saveScaleCheckpoint, chainManifest, writeManifest } from '../../src/chain/index.js';
+import { VQModel, makeConfig, saveVQModel } from '../../src/vqgan/index.js';
 
 export interface TinyChainOptions {
   K?: number;
@@ -71,3 +75,28 @@ export function assertClose(a: Tensor, b: Tensor, tol: number, what: string): nu
 }
 
 export const ids = (xs: number[], shape: number[]): Tensor => tensor(BigInt64Array.from(xs, BigInt), shape);
+
+/**
+ * A saved chain in `dir` (chain.json, scale<t>.safetensors, vqgan.safetensors): random scales whose
+ * EMA weights are the training weights + 0.5, and a random 16×16 → 4×4 RGB VQGAN. Returns the manifest.
+ */
+export function saveTinyChain(dir: string, { K = 16, T = 2 }: { K?: number; T?: number } = {}): string {
+  const chain = tinyChain({ K, T });
+  chain.denoisers.forEach((d) => {
+    const ema = new EMA(d);
+    noGrad(() => { for (const t of ema.shadow.values()) t.add_(0.5); });
+    const model = d.t === T ? { type: 'gpt' as const, dim: 16, heads: 2, depth: 1 } : { type: 'xtransformer' as const, dim: 16, heads: 2, dimHead: 8, encoderDepth: 1, decoderDepth: 1 };
+    saveScaleCheckpoint(join(dir, `scale${d.t}.safetensors`), d, { t: d.t, shape: d.shape, schedule: 'geometric', model }, { step: 1, ema });
+  });
+  manualSeed(1);
+  saveVQModel(join(dir, 'vqgan.safetensors'), new VQModel(makeConfig({
+    ddconfig: { resolution: 16, inChannels: 3, outCh: 3, ch: 8, chMult: [1, 2, 2], numResBlocks: 1, attnResolutions: [], zChannels: 8, doubleZ: false, dropout: 0, normGroups: 4 },
+    nEmbed: K, embedDim: 8,
+  })));
+  const manifest = join(dir, 'chain.json');
+  writeManifest(manifest, chainManifest({
+    vqgan: 'vqgan.safetensors', remap: null, K, T, schedule: 'geometric', tokenShape: [4, 4], conditioning: NONE,
+    scales: Array.from({ length: T }, (_, i) => ({ t: i + 1, checkpoint: `scale${i + 1}.safetensors` })),
+  }));
+  return manifest;
+}
