@@ -19,7 +19,7 @@
  */
 import { mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Tensor, autocast, manualSeed, noGrad, rand, randperm, tensor, tidy, where } from '../torch/index.js';
+import { type Tensor, autocast, manualSeed, noGrad, onDevice, rand, randperm, tensor, tidy, where } from '../torch/index.js';
 import { AdamW, EMA, clipGradNorm, warmupCosine } from '../optim/index.js';
 import { makeSchedule, forwardChain, posterior, denoisingLoss, type Schedule, type ScheduleSpec } from '../diffusion/index.js';
 import { createDenoiser, type ChainShape, type Denoiser, type ScaleModelConfig } from './denoiser.js';
@@ -71,6 +71,8 @@ export interface ScaleTrainConfig {
   alphaMix?: number;
   /** bf16 autocast of the forward pass. */
   autocast?: boolean;
+  /** Where the model, its optimiser state and every batch live: 'cpu' (default), 'cuda', 'cuda:1', … */
+  device?: string;
   evalEvery?: number;
   logEvery?: number;
   seed?: number;
@@ -127,7 +129,7 @@ export class ScaleTrainer {
   constructor(config: ScaleTrainConfig, o: { log?: (line: string) => void; dist?: DataParallel } = {}) {
     this.cfg = {
       valSize: 256, batchSize: 32, accumulate: 1, lr: 3e-4, warmup: Math.ceil(config.steps / 20), minLr: 0, weightDecay: 0.01, gradClip: 1,
-      emaDecay: 0.9999, alphaMix: config.t === 1 ? 0 : 1, autocast: false, evalEvery: 500, logEvery: 50, seed: 0, conditionDropout: 0,
+      emaDecay: 0.9999, alphaMix: config.t === 1 ? 0 : 1, autocast: false, evalEvery: 500, logEvery: 50, seed: 0, conditionDropout: 0, device: 'cpu',
       ...Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) as ScaleTrainConfig,
     };
     this.dist = o.dist;
@@ -140,20 +142,23 @@ export class ScaleTrainer {
     const dropout = this.cfg.conditionDropout;
     if (!(dropout >= 0 && dropout < 1)) throw new RangeError(`conditionDropout must lie in [0, 1), got ${dropout}`);
     if (dropout > 0 && (conditioning.kind === 'none' || !conditioning.nullable)) throw new Error('conditionDropout needs a nullable class or text conditioning');
-    this.nullCond = conditioning.kind !== 'none' && conditioning.nullable ? nullCondition(conditioning).keep() : undefined;
+    this.nullCond = conditioning.kind !== 'none' && conditioning.nullable ? nullCondition(conditioning).to(this.cfg.device).keep() : undefined;
     const { condLength, condVocab } = conditioningShape(conditioning);
     const shape: ChainShape = { K: chain.K, T: chain.T, tokens: h * w, ...(condLength ? { condLength, condVocab } : {}) };
     this.spec = { t, shape, schedule: chain.schedule, model: this.cfg.model };
     this.schedule = makeSchedule(chain.schedule, chain.T);
-    this.denoiser = createDenoiser(t, this.cfg.model, shape, this.schedule);
+    const device = this.cfg.device;
+    this.denoiser = onDevice(device, () => createDenoiser(t, this.cfg.model, shape, this.schedule));
     this.dist?.broadcastModule(this.denoiser);
-    this.trainSet = data.train;
+    const onto = (x: Split): Split => ({ x0: x.x0.to(device).keep(), cond: x.cond?.to(device).keep() });
+    this.trainSet = device === 'cpu' ? data.train : onto(data.train);
+    const val = device === 'cpu' ? data.val : onto(data.val);
     this.sampler = new ShardSampler({
       n: data.train.x0.size(0), batchSize: this.cfg.batchSize, accumulate: this.cfg.accumulate, seed: this.cfg.seed,
       rank: this.dist?.rank, worldSize: this.dist?.worldSize,
     });
-    const xs = noGrad(() => forwardChain(data.val.x0, this.schedule, chain.K, { steps: t }));
-    this.valSet = { ...data.val, xtm1: xs[t - 1].keep(), xt: xs[t].keep() };
+    const xs = noGrad(() => forwardChain(val.x0, this.schedule, chain.K, { steps: t }));
+    this.valSet = { ...val, xtm1: xs[t - 1].keep(), xt: xs[t].keep() };
     this.optimizer = new AdamW(this.denoiser.decayGroups(this.cfg.weightDecay), { lr: this.cfg.lr, betas: [0.9, 0.95] });
     this.ema = new EMA(this.denoiser, this.cfg.emaDecay);
     this.lrAt = warmupCosine({ base: this.cfg.lr, warmup: this.cfg.warmup, total: this.cfg.steps, min: this.cfg.minLr });
@@ -209,12 +214,12 @@ export class ScaleTrainer {
   private microStep(indices: Int32Array, weight: number): number {
     const { alphaMix, chain } = this.cfg;
     return tidy(() => {
-      const idx = tensor(indices).long();
+      const idx = tensor(indices).long().to(this.cfg.device);
       const x0 = this.trainSet.x0.index([idx]);
       const cond = this.dropConditions(this.trainSet.cond?.index([idx]));
       const xs = noGrad(() => forwardChain(x0, this.schedule, chain.K, { steps: this.denoiser.t }));
       const [xtm1, xt] = [xs[this.denoiser.t - 1], xs[this.denoiser.t]];
-      const logits = autocast(() => this.denoiser.logits(xt, xtm1, cond), { enabled: this.cfg.autocast }).float();
+      const logits = autocast(() => this.denoiser.logits(xt, xtm1, cond), { enabled: this.cfg.autocast, device: this.cfg.device.startsWith('cuda') ? 'cuda' : 'cpu' }).float();
       const post = alphaMix > 0 ? noGrad(() => posterior(x0, xt, this.denoiser.t, this.schedule, chain.K)) : undefined;
       const l = denoisingLoss(logits, xtm1, post, alphaMix).loss.mul(weight);
       l.backward();
@@ -226,7 +231,7 @@ export class ScaleTrainer {
   private dropConditions(cond: Tensor | undefined): Tensor | undefined {
     const p = this.cfg.conditionDropout;
     if (!cond || p === 0) return cond;
-    return where(rand([cond.size(0), 1]).lt(p), this.nullCond!, cond);
+    return where(rand([cond.size(0), 1], { device: cond.device }).lt(p), this.nullCond!, cond);
   }
 
   /** Validation NLL (bits per token of this scale's ELBO term) with the training and the EMA weights. */

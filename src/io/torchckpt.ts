@@ -152,7 +152,7 @@ function readZip(path: string, o: ReadCheckpointOptions): { root: unknown; read:
       const bytes = h.numel * BYTES[h.dtype];
       const e = z.entry(name);
       if (e.size !== bytes) throw new ZipError(path, `storage '${name}' holds ${e.size} bytes, but ${h.numel} ${h.dtype} elements need ${bytes}`);
-      const t = empty([h.numel], { dtype: h.dtype });
+      const t = empty([h.numel], { dtype: h.dtype, device: 'cpu' });
       if (bytes > 0) {
         const dst = new Uint8Array(t.mapData());
         z.readInto(name, dst, o);
@@ -208,7 +208,7 @@ function readLegacy(path: string, o: ReadCheckpointOptions): { root: unknown; re
     const read: StorageReader = (h) => {
       const pos = where.get(h.key);
       if (pos === undefined) throw new PickleError(`storage '${h.key}' is used but missing from the storage list`);
-      const t = empty([h.numel], { dtype: h.dtype });
+      const t = empty([h.numel], { dtype: h.dtype, device: 'cpu' });
       if (h.numel > 0) readExact(fd, h.numel * BYTES[h.dtype], pos, new Uint8Array(t.mapData()));
       return t;
     };

@@ -20,7 +20,7 @@
  */
 import { type Tensor, noGrad, randint, tidy, where } from '../torch/index.js';
 import { forwardStep, type Schedule } from '../diffusion/index.js';
-import { chainInfo, checkCond, denoiseScale, guidanceAt, scaleSettings, seedGenerator, type RunOptions, type SamplingChain } from './sampler.js';
+import { chainDevice, chainInfo, checkCond, denoiseScale, guidanceAt, scaleSettings, seedGenerator, type RunOptions, type SamplingChain } from './sampler.js';
 import type { ScaleSettings } from './filter.js';
 import { tokenMask } from './mask.js';
 import { decodeTokens, encodeImage, type FirstStage } from './stage.js';
@@ -67,10 +67,12 @@ export function maskedEdit(chain: SamplingChain, x0: Tensor, keep: Tensor, o: Ed
   }
   const seed = seedGenerator(o.seed);
   return noGrad(() => tidy(() => {
-    const x0l = x0.long();
+    const device = chainDevice(chain);
+    const x0l = x0.long().to(device);
+    keep = keep.to(device);
     if (x0l.numel > 0 && (x0l.min().item() < 0 || x0l.max().item() >= K)) throw new RangeError(`maskedEdit: x0 holds ids outside [0, ${K})`);
     const fixed = { keep, x0: x0l };
-    let x = where(keep, x0l, randint(0, K, [B, H, W])); // x_T = keep·x0 + (1 − keep)·uniform
+    let x = where(keep, x0l, randint(0, K, [B, H, W], { device })); // x_T = keep·x0 + (1 − keep)·uniform
     for (let t = T; t >= 1; t--) {
       for (let i = 0; i < repeats[t]; i++) {
         if (i > 0) x = forwardStep(x, (1 - i / repeats[t]) * chain.schedule.beta[t], K, { keep });

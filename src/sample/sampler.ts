@@ -163,19 +163,21 @@ export function checkCond(chain: SamplingChain, batch: number, cond?: Tensor): v
  */
 export function denoiseScale(d: Denoiser, xt: Tensor, o: ScaleOptions): Tensor {
   const [B, H, W] = xt.shape as [number, number, number];
+  const device = d.device;
+  xt = xt.to(device);
   const [h, w] = o.tokenShape;
   if (H < h || W < w) throw new RangeError(`a ${H}×${W} grid is smaller than the ${h}×${w} grid the models were trained on`);
   const N = H * W;
   return noGrad(() => {
-    const fixed = o.fixed && { keep: o.fixed.keep.expand(B, H, W).reshape(B, N), x0: o.fixed.x0.reshape(B, N) }; // [B, N]
-    const xtm1 = fixed ? where(fixed.keep, fixed.x0, 0) : zeros([B, N], { dtype: 'int64', device: xt.device }); // written in place below
+    const fixed = o.fixed && { keep: o.fixed.keep.to(device).expand(B, H, W).reshape(B, N), x0: o.fixed.x0.to(device).reshape(B, N) }; // [B, N]
+    const xtm1 = fixed ? where(fixed.keep, fixed.x0, 0) : zeros([B, N], { dtype: 'int64', device }); // written in place below
     const skip = fixed ? fixed.keep.all(0).toNumbers() : new Array<number>(N).fill(0);
     if (skip.every(Boolean)) return xtm1.view(B, H, W);
-    const g = o.guidance;
+    const g = o.guidance && { scale: o.guidance.scale, nullCond: o.guidance.nullCond.to(device) };
     if (g && !o.cond) throw new Error('classifier-free guidance needs conditioning tokens');
     // with guidance, one pass over [conditioned; null-conditioned] copies of the batch
     const both = (x: Tensor) => (g ? cat([x, x], 0) : x);
-    const cond = g ? cat([o.cond!, g.nullCond.expand(B, g.nullCond.size(1))], 0) : o.cond;
+    const cond = g ? cat([o.cond!.to(device), g.nullCond.expand(B, g.nullCond.size(1))], 0) : o.cond?.to(device);
     const run = { ...o, cond };
     const decoder = H === h && W === w ? openDecoder(d, both(xt.reshape(B, N)), run) : openWindow(d, both(xt), run);
     const logitsAt = (n: number): Tensor => {
@@ -200,8 +202,16 @@ export function denoiseScale(d: Denoiser, xt: Tensor, o: ScaleOptions): Tensor {
   });
 }
 
+/** The device of the chain's models (that of scale 1; every scale must share it). */
+export function chainDevice(chain: SamplingChain): string {
+  const device = chain.denoisers[0]!.device;
+  const other = chain.denoisers.find((d) => d.device !== device);
+  if (other) throw new Error(`the chain's scales live on different devices: scale 1 on ${device}, scale ${other.t} on ${other.device}`);
+  return device;
+}
+
 /**
- * Samples B images' token grids from the chain:
+ * Samples B images' token grids from the chain, on the models' device:
  * - x_T ~ uniform over [0, K) (β_T = 1 in every official schedule), [B, H, W];
  * - for t = T … 1: x_{t-1} = denoiseScale(model_t, x_t);
  * - returns x_0 (and every x_t when asked).
@@ -214,7 +224,7 @@ export function sample(chain: SamplingChain, o: SampleOptions): SampleResult {
   const settings = scaleSettings(chain, o);
   const seed = seedGenerator(o.seed);
   return noGrad(() => tidy(() => {
-    let x = randint(0, K, [o.batch, H, W]);
+    let x = randint(0, K, [o.batch, H, W], { device: chainDevice(chain) });
     const xs = [x];
     for (let t = T; t >= 1; t--) {
       x = denoiseScale(chain.denoisers[t - 1], x, {

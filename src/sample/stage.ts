@@ -13,6 +13,8 @@ import type { SamplingChain } from './sampler.js';
 
 export interface FirstStage {
   readonly config: { readonly ddconfig: { readonly resolution: number; readonly inChannels: number; readonly outCh: number } };
+  /** Where its weights live (images are sent there); default 'cpu'. */
+  readonly device?: string;
   /** Token grid [B, h, w] → images [B, outCh, f·h, f·w]. */
   decodeIndices(indices: Tensor): Tensor;
   /** Images [B, inChannels, R, R] → token grid [B, h, w]. */
@@ -22,7 +24,7 @@ export interface FirstStage {
 /** Token grids [B, H, W] → images as one CHW float32 array [B, C, f·H, f·W] with its shape. */
 export function decodeTokens(stage: FirstStage, tokens: Tensor): { data: Float32Array; channels: 1 | 3; height: number; width: number } {
   return noGrad(() => tidy(() => {
-    const x = stage.decodeIndices(tokens);
+    const x = stage.decodeIndices(tokens.to(stage.device ?? 'cpu'));
     const [, C, height, width] = x.shape as [number, number, number, number];
     if (C !== 1 && C !== 3) throw new Error(`the first stage decodes ${C}-channel images; only grey and RGB can be written`);
     return { data: x.toFloat32Array(), channels: C as 1 | 3, height, width };
@@ -37,17 +39,23 @@ export function encodeImage(stage: FirstStage, image: RGBAImage): { pixels: Floa
   const { resolution: R, inChannels: C } = stage.config.ddconfig;
   if (C !== 1 && C !== 3) throw new Error(`the first stage reads ${C}-channel images; only grey and RGB images can be edited`);
   const pixels = toCHW(resizeTo(image, R, { fill: 'border' }), C);
-  const x0 = noGrad(() => tidy(() => stage.encodeToIndices(tensor(pixels, [1, C, R, R])).long()));
+  const x0 = noGrad(() => tidy(() => stage.encodeToIndices(tensor(pixels, [1, C, R, R], { device: stage.device ?? 'cpu' })).long()));
   return { pixels, x0 };
 }
 
-/** A trained chain ready to sample: every scale's EMA weights (unless `ema: false`) and its VQGAN. */
-export function loadSamplingChain(manifestPath: string, o: { ema?: boolean } = {}): { chain: SamplingChain; firstStage: VQModel; manifest: ChainManifest } {
+/**
+ * A trained chain ready to sample: every scale's EMA weights (unless `ema: false`) and its VQGAN, on
+ * `device` (default 'cpu'; 'cuda', 'cuda:1', …).
+ */
+export function loadSamplingChain(manifestPath: string, o: { ema?: boolean; device?: string } = {}): { chain: SamplingChain; firstStage: VQModel; manifest: ChainManifest } {
   const { manifest, schedule, denoisers, resolve } = loadChain(manifestPath, o);
+  const device = o.device ?? 'cpu';
+  if (device !== 'cpu') for (const d of denoisers) d.to(device);
   const bad = (why: string) => new Error(`chain manifest ${manifestPath}: ${why}`);
   if (!manifest.vqgan) throw bad('names no VQGAN ("vqgan"), so its tokens cannot be turned into images');
   if (manifest.remap) throw bad(`an external remap file ("remap": ${JSON.stringify(manifest.remap)}) is not supported: install the used-code list in the VQGAN file ('imagebart vqgan shrink')`);
   const firstStage = loadVQModel(resolve(manifest.vqgan));
+  if (device !== 'cpu') firstStage.to(device);
   const [h, w] = manifest.tokenShape;
   if (firstStage.numTokens !== manifest.K) throw bad(`the VQGAN has ${firstStage.numTokens} token ids but the chain K = ${manifest.K}`);
   if (firstStage.latentSize !== h || firstStage.latentSize !== w) throw bad(`the VQGAN makes ${firstStage.latentSize}×${firstStage.latentSize} grids, the chain ${h}×${w}`);

@@ -133,7 +133,7 @@ export function loadSafetensors(path: string, o: { filter?: (name: string) => bo
     const tensors = new Map<string, Tensor>();
     for (const [name, info] of header.tensors) {
       if (o.filter && !o.filter(name)) continue;
-      const t = empty(info.shape, { dtype: info.dtype });
+      const t = empty(info.shape, { dtype: info.dtype, device: 'cpu' }); // read into host memory, whatever onDevice says
       const n = info.offsets[1] - info.offsets[0];
       if (n > 0) readExact(fd, path, n, header.dataStart + info.offsets[0], new Uint8Array(t.mapData()));
       tensors.set(name, t);
