@@ -29,3 +29,10 @@ export function need<T>(v: T | undefined, name: string): T {
   if (v === undefined) throw new UsageError(`--${name} is required`);
   return v;
 }
+
+/** --device: 'cpu' (default), 'cuda' or 'cuda:N'. */
+export function device(v: string | undefined): string {
+  if (v === undefined) return 'cpu';
+  if (!/^(cpu|cuda(:\d+)?)$/.test(v)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${v}'`);
+  return v;
+}

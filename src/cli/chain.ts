@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError, integer, number, probability, need } from './args.js';
+import { UsageError, device, integer, number, probability, need } from './args.js';
 import { type Tensor, manualSeed, readSafetensorsHeader } from '../torch/index.js';
 import { makeSchedule, type ScheduleSpec } from '../diffusion/index.js';
 import {
@@ -83,6 +83,7 @@ Training:
   --alpha-mix X      weight of KL(posterior ‖ model) against cross-entropy (default 1; 0 at scale 1,
                      where the two coincide)
   --autocast         bf16 autocast of the forward pass
+  --device D         cpu (default), cuda or cuda:N: where the model, optimiser state and batches live
   --seed N           held-out split, initialisation, noise (default 0)
 `;
 
@@ -134,6 +135,7 @@ const TRAIN_OPTIONS = {
   'val-size': { type: 'string' },
   'alpha-mix': { type: 'string' },
   autocast: { type: 'boolean' },
+  device: { type: 'string' },
   seed: { type: 'string' },
 } satisfies ParseArgsConfig['options'];
 
@@ -208,6 +210,7 @@ function scaleConfig(v: TrainValues, out: string, t: number, declaredK: number |
     logEvery: int(v['log-every'], 'log-every'),
     alphaMix: probability(v['alpha-mix'], 'alpha-mix'),
     autocast: v.autocast,
+    device: device(v.device),
     seed: int(v.seed, 'seed', 0),
   };
 }

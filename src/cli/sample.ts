@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { tensor, getThreads, setThreads } from '../torch/index.js';
-import { UsageError, integer, need } from './args.js';
+import { UsageError, device, integer, need } from './args.js';
 import { decodeImage, encodePng, makeGrid } from '../data/index.js';
 import {
   DECODINGS, NAMED_MASKS, decodeTokens, editImage, invertMask, isNamedMask, loadSamplingChain, maskFromImage, namedMask, sample,
@@ -39,6 +39,7 @@ Options:
   --intermediates       also write FILE-steps.png: each image's x_T … x_0 decoded, coarse to fine
   --nrow N              images per grid row (default 8)
   --no-ema              the training weights instead of the EMA weights
+  --device D            cpu (default), cuda or cuda:N: where the models run
 
 ${SETTINGS_HELP}
 `;
@@ -61,7 +62,7 @@ Options:
   --count N             edits of the one input (default 4)
   --seed N              seed (default: random, recorded in the sidecar)
   --repeats N[,…]       repeats per scale (default: 3 per scale for geometric schedules, else 5; 1 at scale T)
-  --temperature X[,…]  --top-k N[,…]  --top-p X[,…]  --decoding MODE  --class N  --no-ema   as for sample
+  --temperature X[,…]  --top-k N[,…]  --top-p X[,…]  --decoding MODE  --class N  --no-ema  --device D   as for sample
 
 ${SETTINGS_HELP}
 `;
@@ -78,6 +79,7 @@ const COMMON = {
   class: { type: 'string' },
   decoding: { type: 'string' },
   'no-ema': { type: 'boolean' },
+  device: { type: 'string' },
 } satisfies ParseArgsConfig['options'];
 
 const SAMPLE_OPTIONS = {
@@ -172,7 +174,7 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
   const nrow = integer(v.nrow, 'nrow', 1) ?? 8;
   const decoding = decodingFlag(v.decoding);
   const out = v.out ?? 'samples.png';
-  const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'] });
+  const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'], device: device(v.device) });
   const scales = settingsFlags(v, manifest.T);
   const classes = classFlag(v.class, manifest.classes, count);
   let grid: [number, number] | undefined;
@@ -231,7 +233,7 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
   const out = v.out ?? 'edit.png';
   const image = decodeImage(readFileSync(imagePath), imagePath);
   const mask = isNamedMask(maskArg) ? maskArg : decodeImage(readFileSync(maskArg), maskArg);
-  const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'] });
+  const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'], device: device(v.device) });
   const scales = settingsFlags(v, manifest.T);
   const repeats = perScale(v.repeats, manifest.T, 'repeats', Number);
   const classes = classFlag(v.class, manifest.classes, count);
