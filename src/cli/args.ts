@@ -110,3 +110,10 @@ export function parseArgs<O extends NonNullable<ParseArgsConfig['options']>, P e
   }
   return nodeParseArgs({ args: joined, options, strict: true, allowPositionals: (allowPositionals ?? false) as P });
 }
+
+/** --device: 'cpu' (default), 'cuda' or 'cuda:N'. */
+export function device(v: string | undefined): string {
+  if (v === undefined) return 'cpu';
+  if (!/^(cpu|cuda(:\d+)?)$/.test(v)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${v}'`);
+  return v;
+}

@@ -16,7 +16,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeF
 import { availableParallelism } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError, LIMITS, integer, number, positive, probability, seed, need, parseArgs } from './args.js';
+import { UsageError, LIMITS, device, integer, number, positive, probability, seed, need, parseArgs } from './args.js';
 import { OutputPlan, OutputError } from '../io/output.js';
 import { SchemaError } from '../io/schema.js';
 import { type Tensor, manualSeed, readSafetensorsHeader } from '../torch/index.js';
@@ -94,6 +94,7 @@ Training:
   --classifier FILE  (--all, needs --vqgan) every --quality-every steps (default 1000) score
                      --quality-count samples (default 256) of the chain as it stands with this feature
                      classifier ('imagebart eval classifier'); results in DIR/quality.jsonl
+  --device D         cpu (default), cuda or cuda:N: where the model, optimiser state and batches live
   --seed N           held-out split, initialisation, noise (default 0)
   --accumulate N     micro-batches of --batch-size whose gradients add up to one step (default 1)
 
@@ -171,6 +172,7 @@ const TRAIN_OPTIONS = {
   'quality-every': { type: 'string' },
   'quality-count': { type: 'string' },
   autocast: { type: 'boolean' },
+  device: { type: 'string' },
   seed: { type: 'string' },
   accumulate: { type: 'string' },
   'nproc-per-node': { type: 'string' },
@@ -275,6 +277,7 @@ function scaleConfig(v: TrainValues, out: string, t: number, declaredK: number |
     autocast: v.autocast,
     seed: seed(v.seed),
     accumulate: int(v.accumulate, 'accumulate'),
+    device: device(v.device),
   };
 }
 

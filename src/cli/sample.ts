@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { getThreads, setThreads } from '../torch/index.js';
-import { UsageError, LIMITS, integer, seed as seedFlag, grid as gridFlag, need, parseArgs, warnIfLong, type Parsed } from './args.js';
+import { UsageError, LIMITS, device, integer, seed as seedFlag, grid as gridFlag, need, parseArgs, warnIfLong, type Parsed } from './args.js';
 import { OutputPlan, OutputError } from '../io/output.js';
 import { SchemaError } from '../io/schema.js';
 import { loadClassifier, rejectionSample } from '../eval/index.js';
@@ -63,6 +63,7 @@ Options:
   --nrow N              images per grid row (default 8)
   --no-ema              the training weights instead of the EMA weights
   --force               replace existing output files
+  --device D            cpu (default), cuda or cuda:N: where the models run
 
 ${SETTINGS_HELP}
 `;
@@ -89,7 +90,7 @@ Options:
   --seed N              seed (default: random, recorded in the sidecar)
   --repeats N[,…]       repeats per scale (default: 3 per scale for geometric schedules, else 5; 1 at scale T)
   --temperature X[,…]  --top-k N[,…]  --top-p X[,…]  --decoding MODE  --class N  --prompt TEXT
-  --guidance S  --no-ema  --force   as for sample
+  --guidance S  --no-ema  --force  --device D   as for sample
 
 ${SETTINGS_HELP}
 `;
@@ -109,6 +110,7 @@ const COMMON = {
   decoding: { type: 'string' },
   'no-ema': { type: 'boolean' },
   force: { type: 'boolean' },
+  device: { type: 'string' },
 } satisfies ParseArgsConfig['options'];
 
 const SAMPLE_OPTIONS = {
@@ -245,7 +247,7 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
   const seed = baseSeed(v.seed);
   const out = v.out ?? 'samples.png';
   const plan = planOutputs(v, chainPath, out, v.intermediates ? [stepsPath(out)] : []);
-  const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'] });
+  const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'], device: device(v.device) });
   const scales = settingsFlags(v, manifest.T);
   const conditions = conditionFlags(v, manifest.conditioning, count);
   const guidance = guidanceFlag(v.guidance, manifest.conditioning, manifest.T);
@@ -335,7 +337,7 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
   const plan = planOutputs(v, chainPath, out, [], [['input picture (--image)', imagePath], ['mask (--mask)', isNamedMask(maskArg) ? undefined : maskArg]]);
   const image = decodeImage(readFileSync(imagePath), imagePath);
   const mask = isNamedMask(maskArg) ? maskArg : decodeImage(readFileSync(maskArg), maskArg);
-  const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'] });
+  const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'], device: device(v.device) });
   const scales = settingsFlags(v, manifest.T);
   const repeats = perScale(v.repeats, manifest.T, 'repeats', (s) => integer(s, 'repeats', 1)!);
   const conditions = conditionFlags(v, manifest.conditioning, count);
