@@ -18,7 +18,8 @@ export function integer(v: string | undefined, name: string, min = 0, max = Numb
   const s = v.trim();
   const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in ${min}..${max}`;
   if (!DECIMAL.test(s)) {
-    const why = /^-\d+$/.test(s) ? 'negative' : /^[+-]?0x/i.test(s) ? 'hexadecimal is not accepted' : /[.eE]/.test(s) ? 'not a whole number in decimal digits' : 'not a number';
+    const why = /^-\d+$/.test(s) ? 'negative' : /^[+-]?0x/i.test(s) ? 'hexadecimal is not accepted'
+      : s !== '' && Number.isFinite(Number(s)) ? 'not a whole number in decimal digits' : 'not a number';
     throw new UsageError(`--${name} must be an integer ${range}, got '${v}' (${why})`);
   }
   const n = Number(s);
