@@ -2,8 +2,8 @@
  * Parsing of command-line values shared by the subcommands: bad values are usage errors (exit 2).
  *
  * Numbers are written the way a person types them: integers in decimal digits only (`0x10`, `1e3`,
- * `1.0` and `-1` where a count is wanted are refused, never reinterpreted); seeds are exact up to
- * 2^53 − 1 and are never wrapped; counts and grids have upper limits so that a typo cannot start a
+ * `1.0` and `-1` where a count is wanted are refused, never reinterpreted); seeds above the
+ * generator's 32 bits are refused, never wrapped; counts and grids have upper limits so that a typo cannot start a
  * run of hours or exhaust memory.
  */
 import { parseArgs as nodeParseArgs, type ParseArgsConfig } from 'node:util';
@@ -18,7 +18,8 @@ export function integer(v: string | undefined, name: string, min = 0, max = Numb
   const s = v.trim();
   const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in ${min}..${max}`;
   if (!DECIMAL.test(s)) {
-    const why = /^-\d+$/.test(s) ? 'negative' : /^[+-]?0x/i.test(s) ? 'hexadecimal is not accepted' : /[.eE]/.test(s) ? 'not a whole number in decimal digits' : 'not a number';
+    const why = /^-\d+$/.test(s) ? 'negative' : /^[+-]?0x/i.test(s) ? 'hexadecimal is not accepted'
+      : s !== '' && Number.isFinite(Number(s)) ? 'not a whole number in decimal digits' : 'not a number';
     throw new UsageError(`--${name} must be an integer ${range}, got '${v}' (${why})`);
   }
   const n = Number(s);
@@ -27,10 +28,19 @@ export function integer(v: string | undefined, name: string, min = 0, max = Numb
 }
 
 /**
- * A seed: a decimal integer in 0..2^53 − 1 (every one a different random stream; see
- * torch/runtime's manualSeed), or undefined when absent.
+ * The largest seed: libtorch's CPU generator (mt19937) is seeded with 32 bits, so 2^32 would give
+ * the stream of 0. Larger seeds are refused rather than wrapped.
  */
-export const seed = (v: string | undefined, name = 'seed'): number | undefined => integer(v, name, 0, Number.MAX_SAFE_INTEGER);
+export const MAX_SEED = 2 ** 32 - 1;
+
+/** A seed: a decimal integer in 0..MAX_SEED, every one its own random stream; undefined when absent. */
+export function seed(v: string | undefined, name = 'seed'): number | undefined {
+  try {
+    return integer(v, name, 0, MAX_SEED);
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}: libtorch's generator takes 32-bit seeds, and a larger one would silently repeat a smaller one's stream`);
+  }
+}
 
 /** A finite number, or undefined when the flag is absent. */
 export function number(v: string | undefined, name: string): number | undefined {

@@ -39,7 +39,7 @@ export function describeFsError(e: unknown): string {
     case 'EROFS': return 'read-only file system';
     case 'ENOSPC': return 'no space left on the device';
     case 'EDQUOT': return 'disk quota exceeded';
-    case 'ENOTDIR': return 'a part of the path is a file, not a folder';
+    case 'ENOTDIR': case 'EEXIST': return 'a part of the path is a file, not a folder';
     case 'EISDIR': return 'it is a folder';
     case 'ENOENT': return 'no such file or folder';
     case 'ENAMETOOLONG': return 'the name is too long';

@@ -52,7 +52,7 @@ export const VQGANTrainConfigSchema = z.strictObject({
   lr: z.number().positive(),
   batchSize: positiveInt,
   steps: count,
-  seed: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  seed: z.number().int().nonnegative().max(2 ** 32 - 1), // libtorch's generator takes 32-bit seeds
   logEvery: positiveInt,
   sampleEvery: positiveInt,
   valEvery: positiveInt,

@@ -82,7 +82,7 @@ const SAMPLE_CASES: BadCase[] = [
   { name: '--count 100000', argv: sampleArgs('--count', '100000', '--out', out('a.png')), message: /--count must be an integer in 1\.\.4096, got '100000'/ },
   { name: '--grid 1000x1000', argv: sampleArgs('--grid', '1000x1000', '--out', out('a.png')), message: /--grid: each side must lie in 1\.\.256 tokens/ },
   { name: '--batch-size 0', argv: sampleArgs('--batch-size', '0', '--out', out('a.png')), message: /--batch-size must be an integer in 1\.\.1024, got '0'/ },
-  { name: '--seed 2^53', argv: sampleArgs('--seed', '9007199254740992', '--out', out('a.png')), message: /--seed must be an integer ≥ 0, got '9007199254740992'/ },
+  { name: '--seed 2^32 (would wrap to 0)', argv: sampleArgs('--seed', '4294967296', '--out', out('a.png')), message: /--seed must be an integer in 0\.\.4294967295, got '4294967296': libtorch's generator takes 32-bit seeds/ },
   { name: 'manifest K is a string', argv: ['--chain', badManifest('k-string', (m) => ({ ...m, K: '106' })), '--out', out('a.png')], message: /field "K": expected number, received string/ },
   { name: 'manifest field missing', argv: ['--chain', badManifest('no-classes', ({ classes: _, ...m }) => m), '--out', out('a.png')], message: /field "classes" is missing/ },
   { name: 'manifest unknown field', argv: ['--chain', badManifest('modle', (m) => ({ ...m, modle: 1 })), '--out', out('a.png')], message: /unknown field "modle"/ },

@@ -1,0 +1,30 @@
+/** Bad inputs to `imagebart chain train|export`, table-driven: messages asserted, no chain file changed. */
+import { test } from 'node:test';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { saveSafetensors, tensor } from '../../src/torch/index.js';
+import { chainCommand } from '../../src/cli/chain.js';
+import { saveTinyChain } from '../sample/tiny.js';
+import { checkBadInputs, type BadCase } from './harness.js';
+
+const root = mkdtempSync(join(tmpdir(), 'imagebart-bad-chain-'));
+process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+const models = join(root, 'models');
+mkdirSync(models);
+const manifest = saveTinyChain(models);
+const tokens = join(models, 'tokens.safetensors');
+saveSafetensors(tokens, { tokens: tensor(Int16Array.from({ length: 8 * 16 }, (_, i) => i % 16), [8, 4, 4]) }, { K: '16' });
+const train = (...a: string[]) => ['train', '--tokens', tokens, '--out', join(root, 'run'), '--scale', '1', '--T', '2', '--steps', '1', ...a];
+
+const CASES: BadCase[] = [
+  { name: 'chain train --batch-size 0', argv: train('--batch-size', '0'), message: /--batch-size must be an integer in 1\.\.1024, got '0'/ },
+  { name: 'chain train --lr -1', argv: train('--lr', '-1'), message: /--lr must be a number > 0, got '-1'/ },
+  { name: 'chain train --seed 0x10', argv: train('--seed', '0x10'), message: /--seed must be an integer in 0\.\.4294967295, got '0x10' \(hexadecimal is not accepted\)/ },
+  { name: 'chain train --K 1e2', argv: train('--K', '1e2'), message: /--K must be an integer ≥ 2, got '1e2'/ },
+  { name: 'chain export into its own folder', argv: ['export', '--manifest', manifest, '--out', models], message: /chain\.json: that is the source chain file of this run/ },
+];
+
+test('imagebart chain: bad inputs are refused before any work, and no chain file changes', async () => {
+  await checkBadInputs(chainCommand, CASES, [models]);
+});
