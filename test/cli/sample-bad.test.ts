@@ -84,7 +84,7 @@ const SAMPLE_CASES: BadCase[] = [
   { name: '--batch-size 0', argv: sampleArgs('--batch-size', '0', '--out', out('a.png')), message: /--batch-size must be an integer in 1\.\.1024, got '0'/ },
   { name: '--seed 2^32 (would wrap to 0)', argv: sampleArgs('--seed', '4294967296', '--out', out('a.png')), message: /--seed must be an integer in 0\.\.4294967295, got '4294967296': libtorch's generator takes 32-bit seeds/ },
   { name: 'manifest K is a string', argv: ['--chain', badManifest('k-string', (m) => ({ ...m, K: '106' })), '--out', out('a.png')], message: /field "K": expected number, received string/ },
-  { name: 'manifest field missing', argv: ['--chain', badManifest('no-classes', ({ classes: _, ...m }) => m), '--out', out('a.png')], message: /field "classes" is missing/ },
+  { name: 'manifest field missing', argv: ['--chain', badManifest('no-conditioning', ({ conditioning: _, ...m }) => m), '--out', out('a.png')], message: /field "conditioning" is missing/ },
   { name: 'manifest unknown field', argv: ['--chain', badManifest('modle', (m) => ({ ...m, modle: 1 })), '--out', out('a.png')], message: /unknown field "modle"/ },
   { name: 'manifest is null', argv: ['--chain', badManifest('null', () => null), '--out', out('a.png')], message: /expected object, received null/ },
   { name: 'manifest scale checkpoint null', argv: ['--chain', badManifest('null-ckpt', (m) => ({ ...m, scales: [{ t: 1, checkpoint: null }, { t: 2, checkpoint: 'scale2.safetensors' }] })), '--out', out('a.png')], message: /field "scales\[0\]\.checkpoint": expected string, received null/ },
