@@ -8,10 +8,11 @@
  * completion  N held-out images with a region repainted by the chain.
  * Each prints a table (or --json) and appends one JSON line per result to --log when given.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import type { ParseArgsConfig } from 'node:util';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { UsageError, integer, number, need } from './args.js';
+import { UsageError, integer, number, need, parseArgs, type Parsed } from './args.js';
+import { OutputPlan, OutputError } from '../io/output.js';
 import { openDataset, subset, type ImageDataset } from '../data/index.js';
 import { loadSamplingChain, isNamedMask, NAMED_MASKS } from '../sample/index.js';
 import { loadVQModel } from '../vqgan/index.js';
@@ -41,6 +42,7 @@ Examples:
 
 classifier options:
   --data NAME  --out FILE  --steps N (default 1500)  --batch-size N (128)  --max-images N (train on the first N)
+  --force             replace an existing --out (checked, with the folder, before training starts)
 
 Common options:
   --classifier FILE   the feature classifier (eval classifier --out)
@@ -77,9 +79,10 @@ const OPTIONS = {
   'top-p': { type: 'string' },
   log: { type: 'string' },
   json: { type: 'boolean' },
+  force: { type: 'boolean' },
 } satisfies ParseArgsConfig['options'];
 
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; strict: true }>>['values'];
+type Values = Parsed<typeof OPTIONS>['values'];
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 const progress = (what: string) => (done: number, total: number) => say(`${what}: ${done}/${total}`);
@@ -127,7 +130,7 @@ function report(v: Values, records: EvalRecord[], context: Record<string, unknow
 async function classifierCommand(v: Values): Promise<number> {
   const name = need(v.data, 'data');
   const out = need(v.out, 'out');
-  if (existsSync(out)) throw new UsageError(`${out} exists: choose another --out (a classifier is never overwritten)`);
+  new OutputPlan({ force: v.force }).add(out, 'safetensors'); // a bad --out is reported before the minutes of training, not after
   const all = openDataset(name, { split: 'train' });
   const limit = integer(v['max-images'], 'max-images', 1);
   const train = limit && limit < all.size ? subset(all, Array.from({ length: limit }, (_, i) => i), `${all.name}[:${limit}]`) : all;
@@ -202,7 +205,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const { values } = parseArgs({ args, options: OPTIONS, strict: true });
+    const { values } = parseArgs(args, OPTIONS);
     if (values.help) {
       process.stdout.write(HELP);
       return 0;
@@ -210,6 +213,6 @@ export async function evalCommand(argv: string[]): Promise<number> {
     return await run(values);
   } catch (e) {
     process.stderr.write(`imagebart eval ${name}: ${(e as Error).message}\n`);
-    return e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1;
+    return e instanceof UsageError || e instanceof OutputError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1;
   }
 }
