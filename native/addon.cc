@@ -4,6 +4,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   ib::InitTensorFns(env, exports);
   ib::InitOps(env, exports);
   ib::InitRuntime(env, exports);
+  ib::InitGenerator(env, exports);
   return exports;
 }
 

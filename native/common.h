@@ -48,5 +48,9 @@ Napi::Value Guard(const Napi::CallbackInfo& info, F&& f) {
 void InitOps(Napi::Env env, Napi::Object exports);
 void InitRuntime(Napi::Env env, Napi::Object exports);
 void InitTensorFns(Napi::Env env, Napi::Object exports);
+void InitGenerator(Napi::Env env, Napi::Object exports);
+
+// The generator behind a JS Generator handle (generator.cc); throws a JS TypeError for anything else.
+at::Generator GeneratorFrom(const Napi::Value& v, const char* what);
 
 }  // namespace ib

@@ -6,14 +6,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { randomInt } from 'node:crypto';
-import { tensor, getThreads, setThreads } from '../torch/index.js';
 import { UsageError, integer, need } from './args.js';
-import { decodeImage, encodePng, makeGrid } from '../data/index.js';
-import {
-  DECODINGS, NAMED_MASKS, decodeTokens, editImage, invertMask, isNamedMask, loadSamplingChain, maskFromImage, namedMask, sample,
-  type Decoding, type FirstStage, type SamplingChain, type ScaleSettings,
-} from '../sample/index.js';
+import { decodeImage } from '../data/index.js';
+import { DECODINGS, NAMED_MASKS, isNamedMask, type Decoding, type ScaleSettings } from '../sample/index.js';
+import { Pipeline, RequestError, gridPng, parseSeed, useLatencyBoundThreads } from '../pipeline/index.js';
 
 const SETTINGS_HELP = `Per-scale values (--temperature, --top-k, --top-p, --repeats) are one value for every scale or a
 comma list in sampling order, scale T first: with T = 3, '--temperature 1,0.9,0.8' runs scale 3 at 1.0
@@ -25,11 +21,12 @@ Samples images from a trained chain: x_T uniform over the codebook, then every s
 (EMA weights), then the VQGAN decoder. Writes a PNG grid and a JSON sidecar (same name, .json).
 
 Options:
-  --chain FILE          chain manifest (imagebart-chain/1), required
+  --chain PATH          chain manifest (imagebart-chain/1) or a model directory holding chain.json, required
   --out FILE.png        output grid (default samples.png)
   --count N             images (default 16)
-  --batch-size N        images per batch (default min(count, 16)); batch i is seeded with seed + i
-  --seed N              base seed (default: random, recorded in the sidecar)
+  --batch-size N        images per batch (default min(count, 16)); batch i draws from its own stream,
+                        splitmix64 of (seed, i), so neighbouring seeds share no batch
+  --seed N              base seed, 64-bit (default: random, recorded in the sidecar)
   --temperature X[,…]   softmax temperature (default 1)
   --top-k N[,…]         keep the N most likely codes (default: all)
   --top-p X[,…]         nucleus sampling mass (default 1: off)
@@ -127,24 +124,9 @@ function decodingFlag(v: string | undefined): Decoding {
   return v as Decoding;
 }
 
-/** --class for `count` images of a chain with `classes` classes (null: unconditional). */
-function classFlag(v: string | undefined, classes: number | null, count: number): number[] | undefined {
-  if (classes === null) {
-    if (v !== undefined) throw new UsageError('--class: this chain is unconditional');
-    return undefined;
-  }
-  if (v === undefined) throw new UsageError(`--class is required: this chain is conditional on ${classes} classes`);
-  const ids = v.split(',').map((s) => integer(s.trim(), 'class')!);
-  if (ids.some((c) => c >= classes)) throw new UsageError(`--class: ids must lie in 0..${classes - 1}`);
-  if (ids.length !== 1 && ids.length !== count) throw new UsageError(`--class takes one id or one per image (${count}), got ${ids.length}`);
-  return Array.from({ length: count }, (_, i) => ids[ids.length === 1 ? 0 : i]);
-}
-
-const condTensor = (ids: number[] | undefined) => (ids ? tensor(BigInt64Array.from(ids, BigInt), [ids.length, 1]) : undefined);
-
-function writePng(path: string, png: { width: number; height: number; rgba: Uint8Array }): void {
+function writePng(path: string, png: Buffer): void {
   mkdirSync(dirname(resolve(path)), { recursive: true });
-  writeFileSync(path, encodePng(png.rgba, png.width, png.height));
+  writeFileSync(path, png);
 }
 
 /** Writes the sidecar next to `png` (same name, .json) and returns its path. */
@@ -154,14 +136,18 @@ function writeSidecar(png: string, sidecar: Record<string, unknown>): string {
   return json;
 }
 
-function chainSummary(path: string, chain: SamplingChain, stage: FirstStage, ema: boolean, manifest: { K: number; T: number; schedule: unknown; classes: number | null }) {
-  return {
-    manifest: resolve(path), K: manifest.K, T: manifest.T, schedule: manifest.schedule, beta: chain.schedule.beta,
-    tokenShape: chain.tokenShape, classes: manifest.classes, resolution: stage.config.ddconfig.resolution, ema,
-  };
+/** --seed: 64-bit, default drawn. */
+function seedFlag(v: string | undefined): bigint | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return parseSeed(v);
+  } catch (e) {
+    throw new UsageError(`--${(e as Error).message}`);
+  }
 }
 
-const baseSeed = (v: string | undefined) => integer(v, 'seed') ?? randomInt(2 ** 31);
+/** --class: one id or a comma list. */
+const classFlag = (v: string | undefined): number[] | undefined => v?.split(',').map((s) => integer(s.trim(), 'class')!);
 
 type Values<O extends ParseArgsConfig['options']> = ReturnType<typeof parseArgs<{ options: O; strict: true }>>['values'];
 
@@ -171,54 +157,31 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
   const batchSize = integer(v['batch-size'], 'batch-size', 1) ?? Math.min(count, 16);
   const nrow = integer(v.nrow, 'nrow', 1) ?? 8;
   const decoding = decodingFlag(v.decoding);
+  const seed = seedFlag(v.seed);
   const out = v.out ?? 'samples.png';
-  const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'] });
-  const scales = settingsFlags(v, manifest.T);
-  const classes = classFlag(v.class, manifest.classes, count);
+  const model = Pipeline.load(chainPath, { ema: !v['no-ema'] });
+  const T = model.info.T;
+  const scales = settingsFlags(v, T);
   let grid: [number, number] | undefined;
   if (v.grid !== undefined) {
     const m = /^(\d+)x(\d+)$/.exec(v.grid);
     if (!m) throw new UsageError(`--grid must be HxW in tokens, e.g. 16x16, got '${v.grid}'`);
     grid = [Number(m[1]), Number(m[2])];
   }
-  const seed = baseSeed(v.seed);
-  const started = performance.now();
-  const images: Float32Array[] = [], steps: Float32Array[] = [];
-  const batches: { seed: number; images: number }[] = [];
-  let shape: { channels: 1 | 3; height: number; width: number } | undefined;
-  let settings: Record<number, Required<ScaleSettings>> = {};
-  for (let start = 0, i = 0; start < count; start += batchSize, i++) {
-    const n = Math.min(batchSize, count - start);
-    const r = sample(chain, {
-      batch: n, seed: seed + i, scales, decoding, grid, intermediates: v.intermediates,
-      cond: condTensor(classes?.slice(start, start + n)),
-      onScale: (t) => process.stderr.write(`\rbatch ${i + 1}/${Math.ceil(count / batchSize)}: scale ${t} done `),
-    });
-    settings = r.settings;
-    batches.push({ seed: r.seed, images: n });
-    const decoded = decodeTokens(firstStage, r.tokens);
-    shape = decoded;
-    const per = decoded.channels * decoded.height * decoded.width;
-    for (let b = 0; b < n; b++) images.push(decoded.data.slice(b * per, (b + 1) * per));
-    if (r.intermediates) {
-      const xs = r.intermediates.map((x) => decodeTokens(firstStage, x).data); // [T + 1] × [n, C, H, W]
-      for (let b = 0; b < n; b++) for (const x of xs) steps.push(x.slice(b * per, (b + 1) * per));
-    }
-  }
+  const batches = Math.ceil(count / batchSize);
+  const r = model.sample(
+    { count, batchSize, seed, scales, decoding, grid, intermediates: v.intermediates, classes: classFlag(v.class) },
+    { onProgress: (p) => process.stderr.write(`\rbatch ${p.batch + 1}/${batches}: scale ${p.t} done `) },
+  );
   process.stderr.write('\n');
-  const seconds = (performance.now() - started) / 1000;
   const files = [out];
-  writePng(out, makeGrid(images, shape!, { nrow }));
-  if (steps.length) {
+  writePng(out, gridPng(r.images, r.shape, nrow));
+  if (r.steps) {
     files.push(out.replace(/\.png$/i, '') + '-steps.png');
-    writePng(files[1], makeGrid(steps, shape!, { nrow: manifest.T + 1 }));
+    writePng(files[1], gridPng(r.steps.flat(), r.shape, T + 1));
   }
-  const sidecar = writeSidecar(out, {
-    command: 'sample', chain: chainSummary(chainPath, chain, firstStage, !v['no-ema'], manifest),
-    count, batchSize, seed, batches, settings, decoding, grid: grid ?? chain.tokenShape, classes: classes ?? null,
-    intermediates: !!v.intermediates, files, seconds, imagesPerSecond: count / seconds, threads: getThreads(),
-  });
-  process.stderr.write(`${count} samples in ${seconds.toFixed(1)} s → ${files.join(', ')} (settings: ${sidecar})\n`);
+  const sidecar = writeSidecar(out, { ...r.sidecar, files });
+  process.stderr.write(`${count} samples in ${r.sidecar.seconds.toFixed(1)} s → ${files.join(', ')} (settings: ${sidecar})\n`);
   return 0;
 }
 
@@ -228,50 +191,30 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
   const maskArg = need(v.mask, 'mask');
   const count = integer(v.count, 'count', 1) ?? 4;
   const decoding = decodingFlag(v.decoding);
+  const seed = seedFlag(v.seed);
   const out = v.out ?? 'edit.png';
   const image = decodeImage(readFileSync(imagePath), imagePath);
   const mask = isNamedMask(maskArg) ? maskArg : decodeImage(readFileSync(maskArg), maskArg);
-  const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'] });
-  const scales = settingsFlags(v, manifest.T);
-  const repeats = perScale(v.repeats, manifest.T, 'repeats', Number);
-  const classes = classFlag(v.class, manifest.classes, count);
-  const R = firstStage.config.ddconfig.resolution;
-  let keep = typeof mask === 'string' ? namedMask(mask, R) : maskFromImage(mask, R);
-  if (v.invert) keep = invertMask(keep);
-  const seed = baseSeed(v.seed);
-  const started = performance.now();
-  const r = editImage(chain, firstStage, image, keep, {
-    count, seed, scales, decoding, composite: v.composite, cond: condTensor(classes),
+  const model = Pipeline.load(chainPath, { ema: !v['no-ema'] });
+  const scales = settingsFlags(v, model.info.T);
+  const repeats = perScale(v.repeats, model.info.T, 'repeats', Number);
+  const r = model.edit({
+    image, mask, invert: v.invert, count, seed, scales, decoding, composite: v.composite, classes: classFlag(v.class),
     repeats: Object.keys(repeats).length ? repeats : undefined,
-    onScale: (t, i) => process.stderr.write(`\rscale ${t}, repeat ${i + 1} done `),
-  });
+  }, { onProgress: (p) => process.stderr.write(`\rscale ${p.t}, repeat ${p.repeat + 1} done `) });
   process.stderr.write('\n');
-  const seconds = (performance.now() - started) / 1000;
-  const shape = { channels: r.channels, height: R, width: R };
-  const masked = r.input.map((x, i) => (keep[i % (R * R)] ? x : 0)); // repainted pixels grey
-  const row = [r.input, masked, r.reconstruction, ...Array.from({ length: count }, (_, b) => r.images.subarray(b * r.input.length, (b + 1) * r.input.length))];
-  const kept = r.keep.toNumbers().reduce((a, b) => a + b, 0);
-  writePng(out, makeGrid(row, shape, { nrow: row.length }));
+  const row = [r.input, r.masked, r.reconstruction, ...r.images];
+  writePng(out, gridPng(row, r.shape, row.length));
+  const s = r.sidecar;
   const sidecar = writeSidecar(out, {
-    command: 'edit', chain: chainSummary(chainPath, chain, firstStage, !v['no-ema'], manifest),
-    image: resolve(imagePath), mask: typeof mask === 'string' ? mask : resolve(maskArg), invert: !!v.invert, composite: !!v.composite,
-    keptTokens: kept, tokens: r.keep.numel, count, seed: r.seed, settings: r.settings, repeats: r.repeats, decoding,
-    classes: classes ?? null, layout: 'input, masked input, reconstruction, edits', files: [out], seconds, threads: getThreads(),
+    ...s, image: resolve(imagePath), mask: typeof mask === 'string' ? mask : resolve(maskArg),
+    layout: 'input, masked input, reconstruction, edits', files: [out],
   });
-  process.stderr.write(`${count} edits (${r.keep.numel - kept} of ${r.keep.numel} tokens repainted) in ${seconds.toFixed(1)} s → ${out} (settings: ${sidecar})\n`);
+  process.stderr.write(`${count} edits (${s.tokens - s.keptTokens} of ${s.tokens} tokens repainted) in ${s.seconds.toFixed(1)} s → ${out} (settings: ${sidecar})\n`);
   return 0;
 }
 
-/** Parses, runs and maps errors to exit codes: 0 done, 1 failed, 2 bad usage. */
-/**
- * Token-by-token decoding runs many small operations whose cost is waking thread pools, not
- * arithmetic: one thread per pool samples ≈1.7× faster than all cores (bench:sample, 16×16 grids).
- * Used unless the user chose a split with IMAGEBART_THREADS / IMAGEBART_BLAS_THREADS.
- */
-function latencyBoundThreads(): void {
-  if (process.env.IMAGEBART_THREADS === undefined && process.env.IMAGEBART_BLAS_THREADS === undefined) setThreads({ intraOp: 1, blas: 1 });
-}
-
+/** Parses, runs and maps errors to exit codes: 0 done, 1 failed, 2 bad usage (and requests the model cannot serve). */
 async function command<V extends { help?: boolean }>(name: string, help: string, parse: () => V, run: (v: V) => Promise<number>): Promise<number> {
   let values: V;
   try {
@@ -285,11 +228,11 @@ async function command<V extends { help?: boolean }>(name: string, help: string,
     return 0;
   }
   try {
-    latencyBoundThreads();
+    useLatencyBoundThreads();
     return await run(values);
   } catch (e) {
     process.stderr.write(`imagebart ${name}: ${(e as Error).message}\n`);
-    return e instanceof UsageError ? 2 : 1;
+    return e instanceof UsageError || e instanceof RequestError ? 2 : 1;
   }
 }
 
