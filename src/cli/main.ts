@@ -13,6 +13,7 @@ Commands:
   edit                 repaint a masked part of a picture with a trained chain
   chain <sub>          the reverse chain: train (one scale or --all) | nll
   convert IN OUT       official PyTorch Lightning .ckpt → safetensors (safe: no pickle code runs)
+  serve                the editor: a web page to sample and to paint masks for the chain to repaint
   demo                 the shipped MNIST model samples digits and completes a half-erased one
   help                 this text
 
@@ -45,6 +46,7 @@ const commands: Record<string, () => Promise<Command>> = {
   chain: async () => (await import('./chain.js')).chainCommand,
   convert: async () => (await import('./convert.js')).convertCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
+  serve: async () => (await import('./serve.js')).serveCommand,
 
 };
 
