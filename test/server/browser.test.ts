@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { decodeImage } from '../../src/data/index.js';
 import { serve, untilIdle } from './helpers.js';
 
@@ -17,7 +17,7 @@ const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-g
 const ARTIFACTS = join('dist', 'test-artifacts');
 
 let server: Awaited<ReturnType<typeof serve>>;
-let browser: Browser;
+let browser: BrowserContext;
 let page: Page;
 const profile = mkdtempSync(join(tmpdir(), 'imagebart-chromium-'));
 
@@ -25,11 +25,12 @@ before(async () => {
   if (skip) return;
   mkdirSync(ARTIFACTS, { recursive: true });
   server = await serve({ workers: 1 });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM, headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`],
+  // a fresh profile (--user-data-dir) per run
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: true, viewport: { width: 1280, height: 860 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+  page = browser.pages()[0] ?? (await browser.newPage());
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(server.url);
@@ -49,7 +50,7 @@ const pixels = (url: string) => decodeImage(Buffer.from(url.split(',')[1], 'base
 test('sample: four images and one intermediate per scale', { skip }, async () => {
   await page.fill('#seed', '42');
   await page.click('#sample');
-  await page.waitForFunction(`document.querySelectorAll('#results img[data-role=result]').length === 4 && /done in/.test(document.getElementById('progress-text').textContent)`);
+  await page.waitForFunction(`document.querySelectorAll('#results img[data-role=result]').length === 4 && /done in/.test(document.getElementById('progress-text').textContent)`, undefined, { timeout: 180_000 });
   assert.equal(await page.locator('#steps img').count(), 3);
   assert.equal(await page.isVisible('#download-image'), true);
 });
@@ -63,7 +64,7 @@ test('edit: paint the upper part with the mouse; the result differs inside the m
   for (let i = 1; i <= 10; i++) await page.mouse.move(box.x + box.width * (0.9 - 0.08 * i), box.y + box.height * 0.35, { steps: 2 });
   await page.mouse.up();
   await page.click('#edit');
-  await page.waitForFunction(`document.querySelectorAll('#results img[data-role=result]').length === 2 && /done in/.test(document.getElementById('progress-text').textContent)`);
+  await page.waitForFunction(`document.querySelectorAll('#results img[data-role=result]').length === 2 && /done in/.test(document.getElementById('progress-text').textContent)`, undefined, { timeout: 180_000 });
   await page.screenshot({ path: join(ARTIFACTS, 'editor.png') });
   const src = (alt: string) => page.getAttribute(`#compare img[alt="${alt}"]`, 'src') as Promise<string>;
   const input = pixels(await src('input')), mask = pixels(await src('mask (white = kept)')), result = pixels(await src('result 1'));
@@ -86,9 +87,9 @@ test('cancel: a running edit stops and the server is free again', { skip }, asyn
   await page.fill('#count', '16');
   await page.fill('#repeats', '10');
   await page.click('#edit');
-  await page.waitForFunction(`/scale \\d of/.test(document.getElementById('progress-text').textContent)`);
+  await page.waitForFunction(`/scale \\d of/.test(document.getElementById('progress-text').textContent)`, undefined, { timeout: 180_000 });
   await page.click('#cancel');
-  await page.waitForFunction(`document.getElementById('progress-text').textContent === 'cancelled'`);
+  await page.waitForFunction(`document.getElementById('progress-text').textContent === 'cancelled'`, undefined, { timeout: 60_000 });
   await untilIdle(server.url, 10000);
   assert.equal(await page.isEnabled('#edit'), true);
   await page.screenshot({ path: join(ARTIFACTS, 'editor-cancelled.png') });
