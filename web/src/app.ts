@@ -229,7 +229,11 @@ function showResult(r: Result, request: Record<string, string>, kind: 'sample' |
     a.download = `imagebart-${kind}-${String(r.sidecar.seed)}-${i}.png`;
     a.hidden = false;
     compare.querySelector('[data-role=chosen]')?.remove();
-    if (kind === 'edit') compare.append(Object.assign(img(r.images[i], `result ${i + 1}`), { dataset: { role: 'chosen' } }));
+    if (kind === 'edit') {
+      const chosen = img(r.images[i], `result ${i + 1}`);
+      chosen.dataset.role = 'chosen';
+      compare.append(chosen);
+    }
   };
   r.images.forEach((src, i) => {
     const f = img(src, `${kind} ${i + 1}`);
