@@ -3,6 +3,7 @@
  * picture. Both write a PNG grid and, next to it, a JSON sidecar with every setting and seed, so a
  * run can be repeated exactly.
  */
+<<<<<<< HEAD
 import type { ParseArgsConfig } from 'node:util';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -19,6 +20,15 @@ import {
   DECODINGS, NAMED_MASKS, decodeTokens, editImage, fitMask, invertMask, isNamedMask, loadSamplingChain, maskAtPictureSize, namedMask, sample,
   type Decoding, type FirstStage, type Guidance, type SamplingChain, type ScaleSettings,
 } from '../sample/index.js';
+=======
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { UsageError, integer, need } from './args.js';
+import { decodeImage } from '../data/index.js';
+import { DECODINGS, NAMED_MASKS, isNamedMask, type Decoding, type ScaleSettings } from '../sample/index.js';
+import { Pipeline, RequestError, gridPng, parseSeed, useLatencyBoundThreads } from '../pipeline/index.js';
+>>>>>>> issue-10
 
 const OUTPUT_RULES = `Outputs: an existing file is never replaced without --force; a path that is one of the run's
 inputs (picture, mask, manifest, model files) is refused, as is a name whose extension is not .png
@@ -41,11 +51,12 @@ Samples images from a trained chain: x_T uniform over the codebook, then every s
 ${OUTPUT_RULES}
 
 Options:
-  --chain FILE          chain manifest (imagebart-chain/1), required
+  --chain PATH          chain manifest (imagebart-chain/1) or a model directory holding chain.json, required
   --out FILE.png        output grid (default samples.png)
   --count N             images (default 16)
-  --batch-size N        images per batch (default min(count, 16)); batch i is seeded with seed + i
-  --seed N              base seed (default: random, recorded in the sidecar)
+  --batch-size N        images per batch (default min(count, 16)); batch i draws from its own stream,
+                        splitmix64 of (seed, i), so neighbouring seeds share no batch
+  --seed N              base seed, 64-bit (default: random, recorded in the sidecar)
   --temperature X[,…]   softmax temperature (default 1)
   --top-k N[,…]         keep the N most likely codes (default: all)
   --top-p X[,…]         nucleus sampling mass (default 1: off)
@@ -162,6 +173,7 @@ function decodingFlag(v: string | undefined): Decoding {
   return v as Decoding;
 }
 
+<<<<<<< HEAD
 /**
  * What each of `count` images is conditioned on, from --class (ids, or 'null' for the null class) or
  * --prompt (a caption; several separated by '|'): one for all images or one per image.
@@ -218,6 +230,11 @@ function planOutputs(v: { out?: string; force?: boolean }, chainPath: string, ou
 
 function writePng(plan: OutputPlan, path: string, png: { width: number; height: number; rgba: Uint8Array }): void {
   plan.write(path, encodePng(png.rgba, png.width, png.height));
+=======
+function writePng(path: string, png: Buffer): void {
+  mkdirSync(dirname(resolve(path)), { recursive: true });
+  writeFileSync(path, png);
+>>>>>>> issue-10
 }
 
 /** Writes the sidecar next to `png` (same name, .json) and returns its path. */
@@ -226,6 +243,7 @@ function writeSidecar(plan: OutputPlan, png: string, sidecar: Record<string, unk
   return sidecarPath(png);
 }
 
+<<<<<<< HEAD
 function chainSummary(path: string, chain: SamplingChain, stage: FirstStage, ema: boolean, manifest: ChainManifest) {
   return {
     manifest: resolve(path), K: manifest.K, T: manifest.T, schedule: manifest.schedule, beta: chain.schedule.beta,
@@ -234,6 +252,20 @@ function chainSummary(path: string, chain: SamplingChain, stage: FirstStage, ema
 }
 
 const baseSeed = (v: string | undefined) => seedFlag(v) ?? randomInt(2 ** 31);
+=======
+/** --seed: 64-bit, default drawn. */
+function seedFlag(v: string | undefined): bigint | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return parseSeed(v);
+  } catch (e) {
+    throw new UsageError(`--${(e as Error).message}`);
+  }
+}
+
+/** --class: one id or a comma list. */
+const classFlag = (v: string | undefined): number[] | undefined => v?.split(',').map((s) => integer(s.trim(), 'class')!);
+>>>>>>> issue-10
 
 type Values<O extends NonNullable<ParseArgsConfig['options']>> = Parsed<O>['values'];
 
@@ -243,6 +275,7 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
   const batchSize = integer(v['batch-size'], 'batch-size', 1, LIMITS.batchSize) ?? Math.min(count, 16);
   const nrow = integer(v.nrow, 'nrow', 1) ?? 8;
   const decoding = decodingFlag(v.decoding);
+<<<<<<< HEAD
   const grid = gridFlag(v.grid);
   const seed = baseSeed(v.seed);
   const out = v.out ?? 'samples.png';
@@ -276,9 +309,27 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
       for (let b = 0; b < n; b++) for (const x of xs) steps.push(x.slice(b * per, (b + 1) * per));
     }
   }
+=======
+  const seed = seedFlag(v.seed);
+  const out = v.out ?? 'samples.png';
+  const model = Pipeline.load(chainPath, { ema: !v['no-ema'] });
+  const T = model.info.T;
+  const scales = settingsFlags(v, T);
+  let grid: [number, number] | undefined;
+  if (v.grid !== undefined) {
+    const m = /^(\d+)x(\d+)$/.exec(v.grid);
+    if (!m) throw new UsageError(`--grid must be HxW in tokens, e.g. 16x16, got '${v.grid}'`);
+    grid = [Number(m[1]), Number(m[2])];
+  }
+  const batches = Math.ceil(count / batchSize);
+  const r = model.sample(
+    { count, batchSize, seed, scales, decoding, grid, intermediates: v.intermediates, classes: classFlag(v.class) },
+    { onProgress: (p) => process.stderr.write(`\rbatch ${p.batch + 1}/${batches}: scale ${p.t} done `) },
+  );
+>>>>>>> issue-10
   process.stderr.write('\n');
-  const seconds = (performance.now() - started) / 1000;
   const files = [out];
+<<<<<<< HEAD
   writePng(plan, out, makeGrid(images, shape!, { nrow }));
   if (steps.length) {
     files.push(stepsPath(out));
@@ -290,6 +341,15 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
     intermediates: !!v.intermediates, files, seconds, imagesPerSecond: count / seconds, threads: getThreads(),
   });
   process.stderr.write(`${count} samples in ${seconds.toFixed(1)} s → ${files.join(', ')} (settings: ${sidecar})\n`);
+=======
+  writePng(out, gridPng(r.images, r.shape, nrow));
+  if (r.steps) {
+    files.push(out.replace(/\.png$/i, '') + '-steps.png');
+    writePng(files[1], gridPng(r.steps.flat(), r.shape, T + 1));
+  }
+  const sidecar = writeSidecar(out, { ...r.sidecar, files });
+  process.stderr.write(`${count} samples in ${r.sidecar.seconds.toFixed(1)} s → ${files.join(', ')} (settings: ${sidecar})\n`);
+>>>>>>> issue-10
   return 0;
 }
 
@@ -328,7 +388,11 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
   const maskArg = need(v.mask, 'mask');
   const count = integer(v.count, 'count', 1, LIMITS.count) ?? 4;
   const decoding = decodingFlag(v.decoding);
+<<<<<<< HEAD
   const seed = baseSeed(v.seed);
+=======
+  const seed = seedFlag(v.seed);
+>>>>>>> issue-10
   const out = v.out ?? 'edit.png';
   if (!isNamedMask(maskArg) && !existsSync(maskArg)) {
     throw new UsageError(`--mask '${maskArg}' is neither a mask name (${NAMED_MASKS.join(', ')}) nor an existing mask image`);
@@ -337,6 +401,7 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
   const plan = planOutputs(v, chainPath, out, [], [['input picture (--image)', imagePath], ['mask (--mask)', isNamedMask(maskArg) ? undefined : maskArg]]);
   const image = decodeImage(readFileSync(imagePath), imagePath);
   const mask = isNamedMask(maskArg) ? maskArg : decodeImage(readFileSync(maskArg), maskArg);
+<<<<<<< HEAD
   const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'], device: device(v.device) });
   const scales = settingsFlags(v, manifest.T);
   const repeats = perScale(v.repeats, manifest.T, 'repeats', (s) => integer(s, 'repeats', 1)!);
@@ -350,10 +415,17 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
   const started = performance.now();
   const r = editImage(chain, firstStage, image, keep, {
     count, seed, scales, decoding, composite: v.composite, cond: conditions && encodeConditions(manifest.conditioning, conditions), guidance,
+=======
+  const model = Pipeline.load(chainPath, { ema: !v['no-ema'] });
+  const scales = settingsFlags(v, model.info.T);
+  const repeats = perScale(v.repeats, model.info.T, 'repeats', Number);
+  const r = model.edit({
+    image, mask, invert: v.invert, count, seed, scales, decoding, composite: v.composite, classes: classFlag(v.class),
+>>>>>>> issue-10
     repeats: Object.keys(repeats).length ? repeats : undefined,
-    onScale: (t, i) => process.stderr.write(`\rscale ${t}, repeat ${i + 1} done `),
-  });
+  }, { onProgress: (p) => process.stderr.write(`\rscale ${p.t}, repeat ${p.repeat + 1} done `) });
   process.stderr.write('\n');
+<<<<<<< HEAD
   const seconds = (performance.now() - started) / 1000;
   const shape = { channels: r.channels, height: R, width: R };
   const masked = r.input.map((x, i) => (keep[i % (R * R)] ? x : 0)); // repainted pixels grey
@@ -365,21 +437,20 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
     image: resolve(imagePath), mask: typeof mask === 'string' ? mask : resolve(maskArg), invert: !!v.invert, composite: !!v.composite,
     keptTokens: kept, tokens: r.keep.numel, count, seed: r.seed, settings: r.settings, repeats: r.repeats, decoding,
     conditions: conditions ?? null, guidance: guidance?.scale ?? null, layout: 'input, masked input, reconstruction, edits', files: [out], seconds, threads: getThreads(),
+=======
+  const row = [r.input, r.masked, r.reconstruction, ...r.images];
+  writePng(out, gridPng(row, r.shape, row.length));
+  const s = r.sidecar;
+  const sidecar = writeSidecar(out, {
+    ...s, image: resolve(imagePath), mask: typeof mask === 'string' ? mask : resolve(maskArg),
+    layout: 'input, masked input, reconstruction, edits', files: [out],
+>>>>>>> issue-10
   });
-  process.stderr.write(`${count} edits (${r.keep.numel - kept} of ${r.keep.numel} tokens repainted) in ${seconds.toFixed(1)} s → ${out} (settings: ${sidecar})\n`);
+  process.stderr.write(`${count} edits (${s.tokens - s.keptTokens} of ${s.tokens} tokens repainted) in ${s.seconds.toFixed(1)} s → ${out} (settings: ${sidecar})\n`);
   return 0;
 }
 
-/** Parses, runs and maps errors to exit codes: 0 done, 1 failed, 2 bad usage. */
-/**
- * Token-by-token decoding runs many small operations whose cost is waking thread pools, not
- * arithmetic: one thread per pool samples ≈1.7× faster than all cores (bench:sample, 16×16 grids).
- * Used unless the user chose a split with IMAGEBART_THREADS / IMAGEBART_BLAS_THREADS.
- */
-function latencyBoundThreads(): void {
-  if (process.env.IMAGEBART_THREADS === undefined && process.env.IMAGEBART_BLAS_THREADS === undefined) setThreads({ intraOp: 1, blas: 1 });
-}
-
+/** Parses, runs and maps errors to exit codes: 0 done, 1 failed, 2 bad usage (and requests the model cannot serve). */
 async function command<V extends { help?: boolean }>(name: string, help: string, parse: () => V, run: (v: V) => Promise<number>): Promise<number> {
   let values: V;
   try {
@@ -393,11 +464,15 @@ async function command<V extends { help?: boolean }>(name: string, help: string,
     return 0;
   }
   try {
-    latencyBoundThreads();
+    useLatencyBoundThreads();
     return await run(values);
   } catch (e) {
     process.stderr.write(`imagebart ${name}: ${(e as Error).message}\n`);
+<<<<<<< HEAD
     return e instanceof UsageError || e instanceof OutputError || e instanceof SchemaError ? 2 : 1;
+=======
+    return e instanceof UsageError || e instanceof RequestError ? 2 : 1;
+>>>>>>> issue-10
   }
 }
 

@@ -10,6 +10,7 @@
 import { native, type NativeHandle } from './native.js';
 import { type DType, type TypedArray, dtypeCode, dtypeName, dtypeOfArray, viewAs, isDType } from './dtype.js';
 import { track, setScopeObserver } from './scope.js';
+import { currentGenerator } from './random.js';
 
 setScopeObserver((open) => native.setAccounting(!open));
 
@@ -334,7 +335,8 @@ export class Tensor {
   sort(dim = -1, descending = false): [Tensor, Tensor] { return wrapAll(A.sort(this.h, dim, descending)) as [Tensor, Tensor]; }
   argsort(dim = -1, descending = false): Tensor { return wrap(A.argsort(this.h, dim, descending)); }
   /** Samples indices from rows of non-negative weights (uses the global generator: see manualSeed). */
-  multinomial(numSamples: number, replacement = false): Tensor { return wrap(A.multinomial(this.h, numSamples, replacement)); }
+  /** Draws from the withGenerator scope's generator, else the global one (also uniform_, normal_). */
+  multinomial(numSamples: number, replacement = false): Tensor { return wrap(A.multinomial(this.h, numSamples, replacement, currentGenerator())); }
 
   // ---- in place (PyTorch's trailing underscore) ----
   add_(o: Operand, alpha = 1): this { if (typeof o === 'number') A.addS_(this.h, o, alpha); else A.add_(this.h, o.h, alpha); return this; }
@@ -353,8 +355,8 @@ export class Tensor {
   addcdiv_(a: Tensor, b: Tensor, value = 1): this { A.addcdiv_(this.h, a.h, b.h, value); return this; }
   /** this += weight * (end - this) */
   lerp_(end: Tensor, weight: number): this { A.lerp_(this.h, end.h, weight); return this; }
-  uniform_(from = 0, to = 1): this { A.uniform_(this.h, from, to); return this; }
-  normal_(mean = 0, std = 1): this { A.normal_(this.h, mean, std); return this; }
+  uniform_(from = 0, to = 1): this { A.uniform_(this.h, from, to, currentGenerator()); return this; }
+  normal_(mean = 0, std = 1): this { A.normal_(this.h, mean, std, currentGenerator()); return this; }
   maskedFill_(mask: Tensor, value: number): this { A.maskedFill_(this.h, mask.h, value); return this; }
 }
 
