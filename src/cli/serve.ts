@@ -54,7 +54,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   });
   const url = await server.app.listen({ port: integer(v.port, 'port') ?? 8080, host: v.host ?? '127.0.0.1' });
   const m = server.pool.info;
-  console.log(`imagebart editor: ${url}/  (model ${m.manifest}: T=${m.T}, K=${m.K}, ${m.resolution}×${m.resolution}${m.classes ? `, ${m.classes} classes` : ''}; Ctrl-C stops)`);
+  console.log(`imagebart editor: ${url}/  (model ${m.manifest}: T=${m.T}, K=${m.K}, ${m.resolution}×${m.resolution}, conditioning: ${m.conditioning.description}; Ctrl-C stops)`);
   await new Promise<void>((done) => {
     const stop = () => void server.close().then(done);
     process.once('SIGINT', stop);

@@ -7,20 +7,26 @@
  *   streamSeed(seed, i) (seeds.ts), so a request's images depend only on (seed, batchSize, settings,
  *   threads) — not on what else runs in the process;
  * - `edit(req)`: repaint the masked part of a picture (sample/edit.ts: the masked multinomial
- *   diffusion), `count` edits from one generator, streamSeed(seed, 0);
+ *   diffusion), `count` edits from one generator, streamSeed(seed, 0). A mask is given at the
+ *   picture's own size (a mask image is stretched to it); a non-square picture is padded to a square
+ *   with its border colour, and the mask with "keep", so the padding is never repainted;
+ * - conditions (class ids, captions, null) and classifier-free guidance as the chain was trained for
+ *   (chain/conditioning.ts); `sample` with `rejection` keeps the samples a classifier finds most
+ *   likely of their class (eval/rejection.ts);
  * - `onProgress` after each scale (and each repeat of an edit) with the decoded x_{t-1} of the batch;
  * - `signal` is checked before every token: an aborted request throws its reason within one token;
  * - every result carries a `sidecar`: the JSON record (seeds as decimal strings) that repeats it.
  */
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type Tensor, getThreads, setThreads, tensor } from '../torch/index.js';
-import type { ChainManifest } from '../chain/index.js';
+import { type Tensor, getThreads, setThreads } from '../torch/index.js';
+import { describeConditioning, encodeConditions, nullCondition, type ChainManifest, type Condition, type Conditioning } from '../chain/index.js';
 import { encodePng, fromCHW, makeGrid, type RGBAImage } from '../data/index.js';
 import {
-  decodeTokens, editImage, resolveRepeats, invertMask, isNamedMask, loadSamplingChain, maskFromImage, namedMask, sample, NAMED_MASKS,
-  type Decoding, type FirstStage, type NamedMask, type SamplingChain, type ScaleSettings, type StopSignal,
+  decodeTokens, editImage, fitMask, resolveRepeats, invertMask, isNamedMask, loadSamplingChain, maskAtPictureSize, namedMask, sample, NAMED_MASKS,
+  type Decoding, type FirstStage, type Guidance, type NamedMask, type SamplingChain, type ScaleSettings, type StopSignal,
 } from '../sample/index.js';
+import { rejectionSample, type FeatureClassifier } from '../eval/index.js';
 import { batchGenerator, drawSeed, parseSeed } from './seeds.js';
 
 /** A request the model cannot serve as asked (bad class, size, settings): the caller's mistake. */
@@ -35,6 +41,19 @@ export interface ImageShape {
   width: number;
 }
 
+/** A chain's conditioning as a client needs it: what to ask for, and whether guidance is possible. */
+export type ConditioningInfo =
+  | { kind: 'none'; description: string }
+  | { kind: 'class'; classes: number; names?: string[]; nullable: boolean; description: string }
+  | { kind: 'text'; length: number; nullable: boolean; description: string };
+
+function conditioningInfo(c: Conditioning): ConditioningInfo {
+  const description = describeConditioning(c);
+  if (c.kind === 'none') return { kind: 'none', description };
+  if (c.kind === 'class') return { kind: 'class', classes: c.classes, ...(c.names ? { names: c.names } : {}), nullable: c.nullable, description };
+  return { kind: 'text', length: c.length, nullable: c.nullable, description };
+}
+
 /** What a person can know about a loaded model. */
 export interface ModelInfo {
   manifest: string;
@@ -43,9 +62,11 @@ export interface ModelInfo {
   schedule: unknown;
   beta: readonly number[];
   tokenShape: readonly [number, number];
-  /** Classes of a class-conditional chain, else null. */
-  classes: number | null;
+  /** What the chain is conditioned on (a text chain's vocabulary left out). */
+  conditioning: ConditioningInfo;
   resolution: number;
+  /** The device the models run on. */
+  device: string;
   channels: 1 | 3;
   ema: boolean;
   masks: readonly NamedMask[];
@@ -58,8 +79,13 @@ export interface RunSettings {
   settings?: ScaleSettings;
   /** … overridden per scale t. */
   scales?: Record<number, ScaleSettings>;
-  /** Class id of a class-conditional chain: one for every image or one per image. */
-  classes?: number | readonly number[];
+  /**
+   * What the images are conditioned on: class ids of a class chain, captions of a text chain, null for
+   * the null condition of a chain trained with dropped conditions; one for every image or one per image.
+   */
+  condition?: Condition | readonly Condition[];
+  /** Classifier-free guidance scale s (one for every scale, or by t): l_u + s·(l_c − l_u); 1 = off. */
+  guidance?: number | Record<number, number>;
   decoding?: Decoding;
 }
 
@@ -71,9 +97,11 @@ export interface SampleRequest extends RunSettings {
   grid?: readonly [number, number];
   /** Also return every image's x_T … x_0, decoded. */
   intermediates?: boolean;
+  /** Classifier rejection sampling (class chains): draw count / acceptRate and keep the most likely of their class. */
+  rejection?: { classifier: FeatureClassifier; acceptRate: number };
 }
 
-/** A named mask, a mask image (white = keep, any size), or an R×R keep mask (1 = keep). */
+/** A named mask, a mask image (white = keep, any size: stretched to the picture), or a keep mask (1 = keep) at the picture's width × height. */
 export type MaskSpec = NamedMask | RGBAImage | Uint8Array;
 
 export interface EditRequest extends RunSettings {
@@ -89,7 +117,7 @@ export interface EditRequest extends RunSettings {
 }
 
 export interface Progress {
-  /** Batch index and count (edits run as one batch). */
+  /** Batch index and count (edits run as one batch; rejection sampling reports its draws). */
   batch: number;
   batches: number;
   /** The scale just finished, and which repeat of it. */
@@ -133,7 +161,9 @@ interface CommonSidecar {
   seed: string;
   settings: Record<number, Required<ScaleSettings>>;
   decoding: Decoding;
-  classes: number[] | null;
+  /** Per image, or null for an unconditional chain. */
+  conditions: Condition[] | null;
+  guidance: number | Record<number, number> | null;
   seconds: number;
   threads: ReturnType<typeof getThreads>;
 }
@@ -146,6 +176,8 @@ export interface SampleSidecar extends CommonSidecar {
   grid: readonly [number, number];
   intermediates: boolean;
   imagesPerSecond: number;
+  /** With rejection sampling: the realised rate, draws and the lowest kept score per class. */
+  rejection?: { requestedAcceptRate: number; acceptRate: number; drawn: number; kept: number; thresholds: Record<number, number>; scores: number[] };
 }
 
 export interface EditSidecar extends CommonSidecar {
@@ -203,57 +235,85 @@ export function gridPng(images: Pixels[], s: ImageShape, nrow: number): Buffer {
 export class Pipeline {
   readonly info: ModelInfo;
 
-  private constructor(readonly chain: SamplingChain, readonly firstStage: FirstStage, readonly manifest: ChainManifest, path: string, ema: boolean) {
+  private constructor(readonly chain: SamplingChain, readonly firstStage: FirstStage, readonly manifest: ChainManifest, path: string, ema: boolean, device: string) {
     const { resolution, outCh } = firstStage.config.ddconfig;
     this.info = {
       manifest: path, K: manifest.K, T: manifest.T, schedule: manifest.schedule, beta: chain.schedule.beta, tokenShape: chain.tokenShape,
-      classes: manifest.classes, resolution, channels: outCh === 1 ? 1 : 3, ema, masks: NAMED_MASKS,
+      conditioning: conditioningInfo(manifest.conditioning), resolution, channels: outCh === 1 ? 1 : 3, ema, device, masks: NAMED_MASKS,
     };
   }
 
-  /** Loads a model directory (chain.json + its VQGAN) or a manifest: EMA weights unless `ema: false`. */
-  static load(path: string, o: { ema?: boolean } = {}): Pipeline {
+  /** Loads a model directory (chain.json + its VQGAN) or a manifest: EMA weights unless `ema: false`, on `device` (default cpu). */
+  static load(path: string, o: { ema?: boolean; device?: string } = {}): Pipeline {
     const file = manifestPath(path);
     const { chain, firstStage, manifest } = loadSamplingChain(file, o);
-    return new Pipeline(chain, firstStage, manifest, file, o.ema ?? true);
+    return new Pipeline(chain, firstStage, manifest, file, o.ema ?? true, o.device ?? 'cpu');
   }
 
-  /** Class ids for `count` images (undefined for an unconditional chain). */
-  classesFor(v: number | readonly number[] | undefined, count: number): number[] | undefined {
-    const classes = this.info.classes;
-    if (classes === null) {
-      if (v !== undefined) throw new RequestError('class: this chain is unconditional');
+  /** The condition of each of `count` images (undefined for an unconditional chain), checked against the chain. */
+  conditionsFor(v: Condition | readonly Condition[] | undefined, count: number): Condition[] | undefined {
+    const c = this.manifest.conditioning;
+    const what = c.kind === 'class' ? 'class' : 'prompt';
+    if (c.kind === 'none') {
+      if (v !== undefined && v !== null) throw new RequestError('class or prompt given, but this chain is unconditional');
       return undefined;
     }
-    if (v === undefined) throw new RequestError(`class is required: this chain is conditional on ${classes} classes`);
-    const ids = typeof v === 'number' ? [v] : [...v];
-    if (ids.some((c) => !(Number.isInteger(c) && c >= 0 && c < classes))) throw new RequestError(`class: ids must lie in 0..${classes - 1}, got ${ids.join(', ')}`);
-    if (ids.length !== 1 && ids.length !== count) throw new RequestError(`class takes one id or one per image (${count}), got ${ids.length}`);
-    return Array.from({ length: count }, (_, i) => ids[ids.length === 1 ? 0 : i]);
+    if (v === undefined) throw new RequestError(`${what} is required: this chain is conditioned on ${describeConditioning(c)}`);
+    const items: readonly Condition[] = Array.isArray(v) ? v : [v as Condition];
+    if (items.length !== 1 && items.length !== count) throw new RequestError(`${what} takes one value or one per image (${count}), got ${items.length}`);
+    const all = Array.from({ length: count }, (_, i) => items[items.length === 1 ? 0 : i]);
+    try {
+      encodeConditions(c, all)?.dispose(); // checks every value against the chain
+    } catch (e) {
+      throw new RequestError(`${what}: ${(e as Error).message}`);
+    }
+    return all;
   }
 
-  /** An R×R keep mask (1 = keep) from a mask spec. */
-  keepMask(mask: MaskSpec, invert = false): Uint8Array {
-    const R = this.info.resolution;
+  /** The guidance of a request (undefined when off), checked against the chain. */
+  private guidanceFor(scale: RunSettings['guidance']): Guidance | undefined {
+    if (scale === undefined) return undefined;
+    const values = typeof scale === 'number' ? [scale] : Object.values(scale);
+    if (values.some((s) => !Number.isFinite(s))) throw new RequestError(`guidance must be a finite number, got ${JSON.stringify(scale)}`);
+    try {
+      return { scale, nullCond: nullCondition(this.manifest.conditioning) };
+    } catch (e) {
+      throw new RequestError(`guidance: ${(e as Error).message}`);
+    }
+  }
+
+  private encode(conditions: Condition[] | undefined): Tensor | undefined {
+    return conditions && encodeConditions(this.manifest.conditioning, conditions);
+  }
+
+  /**
+   * The R×R keep mask (1 = keep) of an edit of `picture` (width × height): the mask at the picture's
+   * size, inverted if asked, then given the picture's geometry (padding kept, resized to R).
+   */
+  keepMask(mask: MaskSpec, picture: { width: number; height: number }, invert = false): Uint8Array {
+    const { width, height } = picture;
     let keep: Uint8Array;
     if (typeof mask === 'string') {
       if (!isNamedMask(mask)) throw new RequestError(`unknown mask '${mask}': expected one of ${NAMED_MASKS.join(', ')} or a mask image`);
-      keep = namedMask(mask, R);
+      keep = namedMask(mask, width, height);
     } else if (mask instanceof Uint8Array) {
-      if (mask.length !== R * R) throw new RequestError(`a keep mask must have ${R}×${R} = ${R * R} values, got ${mask.length}`);
+      if (mask.length !== width * height) throw new RequestError(`a keep mask must have ${width}×${height} = ${width * height} values (the picture's size), got ${mask.length}`);
       keep = mask.map((v) => (v ? 1 : 0));
     } else {
-      keep = maskFromImage(mask, R);
+      keep = maskAtPictureSize(mask, picture);
     }
-    return invert ? invertMask(keep) : keep;
+    if (invert) keep = invertMask(keep);
+    return fitMask(keep, width, height, this.info.resolution);
   }
 
   sample(req: SampleRequest, c: RunControl = {}): SampleOutput {
     const count = positive(req.count, 'count', 1);
     const batchSize = positive(req.batchSize, 'batch size', Math.min(count, 16));
-    const classes = this.classesFor(req.classes, count);
-    const seed = req.seed === undefined ? drawSeed() : parseSeed(req.seed);
+    const conditions = this.conditionsFor(req.condition, count);
+    const guidance = this.guidanceFor(req.guidance);
+    const seed = this.seedOf(req.seed);
     const decoding = req.decoding ?? 'cached';
+    if (req.rejection) return this.sampleAccepted(req, { count, batchSize, conditions, guidance, seed, decoding }, c);
     const batches = Math.ceil(count / batchSize), total = batches * this.info.T;
     const started = performance.now();
     const images: Pixels[] = [], steps: Pixels[][] = [];
@@ -265,7 +325,7 @@ export class Pipeline {
       const generator = batchGenerator(seed, i);
       const r = this.guard(() => sample(this.chain, {
         batch: n, generator, settings: req.settings, scales: req.scales, decoding, grid: req.grid, intermediates: req.intermediates,
-        cond: condTensor(classes?.slice(start, start + n)), signal: c.signal,
+        cond: this.encode(conditions?.slice(start, start + n)), guidance, signal: c.signal,
         onScale: c.onProgress && ((t, repeat, x) => c.onProgress!({ batch: i, batches, t, repeat, done: i * this.info.T + this.info.T - t + 1, total, ...this.decode(x) })),
       }));
       settings = r.settings;
@@ -283,7 +343,7 @@ export class Pipeline {
       images, shape: shape!, steps: req.intermediates ? steps : undefined,
       sidecar: {
         command: 'sample', chain: this.info, count, batchSize, seed: seed.toString(), batches: batchSeeds, settings, decoding,
-        grid: req.grid ?? this.chain.tokenShape, classes: classes ?? null, intermediates: !!req.intermediates,
+        grid: req.grid ?? this.chain.tokenShape, conditions: conditions ?? null, guidance: req.guidance ?? null, intermediates: !!req.intermediates,
         seconds, imagesPerSecond: count / seconds, threads: getThreads(),
       },
     };
@@ -291,16 +351,17 @@ export class Pipeline {
 
   edit(req: EditRequest, c: RunControl = {}): EditOutput {
     const count = positive(req.count, 'count', 1);
-    const classes = this.classesFor(req.classes, count);
-    const seed = req.seed === undefined ? drawSeed() : parseSeed(req.seed);
+    const conditions = this.conditionsFor(req.condition, count);
+    const guidance = this.guidanceFor(req.guidance);
+    const seed = this.seedOf(req.seed);
     const decoding = req.decoding ?? 'cached';
-    const keep = this.keepMask(req.mask, req.invert);
+    const keep = this.keepMask(req.mask, req.image, req.invert);
     const total = Object.values(this.guard(() => resolveRepeats(this.chain.schedule, req.repeats))).reduce((a, b) => a + b, 0);
     const started = performance.now();
     let done = 0;
     const r = this.guard(() => editImage(this.chain, this.firstStage, req.image, keep, {
       count, generator: batchGenerator(seed, 0), settings: req.settings, scales: req.scales, decoding, composite: req.composite,
-      cond: condTensor(classes), repeats: req.repeats,
+      cond: this.encode(conditions), guidance, repeats: req.repeats,
       signal: c.signal,
       onScale: c.onProgress && ((t, repeat, x) => c.onProgress!({ batch: 0, batches: 1, t, repeat, done: ++done, total, ...this.decode(x) })),
     }));
@@ -311,12 +372,50 @@ export class Pipeline {
       images: split(r.images, count), shape, input: r.input, reconstruction: r.reconstruction, keep,
       masked: r.input.map((x, i) => (keep[i % plane] ? x : 0)),
       sidecar: {
-        command: 'edit', chain: this.info, seed: seed.toString(), settings: r.settings, decoding, classes: classes ?? null,
+        command: 'edit', chain: this.info, seed: seed.toString(), settings: r.settings, decoding, conditions: conditions ?? null, guidance: req.guidance ?? null,
         mask: typeof req.mask === 'string' ? req.mask : 'image', invert: !!req.invert, composite: !!req.composite,
         keptTokens, tokens: r.keep.numel, count, repeats: r.repeats,
         seconds: (performance.now() - started) / 1000, threads: getThreads(),
       },
     };
+  }
+
+  /**
+   * Rejection sampling: ⌈n / r⌉ draws per requested class, batch i from its own generator
+   * streamSeed(seed, i), the n most likely of their class kept (eval/rejection.ts).
+   */
+  private sampleAccepted(
+    req: SampleRequest,
+    r: { count: number; batchSize: number; conditions?: Condition[]; guidance?: Guidance; seed: bigint; decoding: Decoding },
+    c: RunControl,
+  ): SampleOutput {
+    const { classifier, acceptRate } = req.rejection!;
+    if (!(acceptRate > 0 && acceptRate <= 1)) throw new RequestError(`the acceptance rate must lie in (0, 1], got ${acceptRate}`);
+    if (!r.conditions || r.conditions.some((x) => typeof x !== 'number')) throw new RequestError('rejection sampling keeps samples of the requested classes: give class ids of a class-conditional chain');
+    if (req.grid || req.intermediates) throw new RequestError('rejection sampling does not combine with a larger grid or intermediates');
+    const started = performance.now();
+    const res = this.guard(() => rejectionSample(classifier, this.chain, this.firstStage, {
+      labels: r.conditions as number[], acceptRate, batchSize: r.batchSize, seed: r.seed, guidance: r.guidance, settings: req.settings, scales: req.scales,
+      signal: c.signal,
+    }));
+    const seconds = (performance.now() - started) / 1000;
+    return {
+      images: res.images, shape: { channels: res.channels, height: res.resolution, width: res.resolution },
+      sidecar: {
+        command: 'sample', chain: this.info, count: r.count, batchSize: r.batchSize, seed: r.seed.toString(), batches: res.batches, settings: res.settings,
+        decoding: r.decoding, grid: this.chain.tokenShape, conditions: r.conditions, guidance: req.guidance ?? null, intermediates: false,
+        seconds, imagesPerSecond: r.count / seconds, threads: getThreads(),
+        rejection: { requestedAcceptRate: acceptRate, acceptRate: res.acceptRate, drawn: res.drawn, kept: res.kept, thresholds: res.thresholds, scores: res.scores },
+      },
+    };
+  }
+
+  private seedOf(v: RunSettings['seed']): bigint {
+    try {
+      return v === undefined ? drawSeed() : parseSeed(v);
+    } catch (e) {
+      throw new RequestError((e as Error).message);
+    }
   }
 
   private decode(x: Tensor): { images: Pixels[]; shape: ImageShape } {
@@ -334,5 +433,3 @@ export class Pipeline {
     }
   }
 }
-
-const condTensor = (ids: number[] | undefined) => (ids ? tensor(BigInt64Array.from(ids, BigInt), [ids.length, 1]) : undefined);

@@ -5,13 +5,14 @@
  * | method | path | answer |
  * |---|---|---|
  * | GET  | /api/health | `{ ok, running, queued, workers, maxQueue }` at once, however busy the model is |
- * | GET  | /api/model | the model (K, T, classes, resolution, channels, named masks) and the server's limits |
+ * | GET  | /api/model | the model (K, T, conditioning, resolution, channels, named masks) and the server's limits |
  * | GET  | /api/examples | example image names; `/api/examples/NAME` the PNG (the model directory's examples/) |
  * | POST | /api/sample | JSON settings → a stream of server-sent events: `progress` per scale, then `result` |
  * | POST | /api/edit | multipart: `image` file, `mask` file (white = keep) or `maskName`, settings fields → events |
  *
  * Settings (JSON fields or form fields): count, seed (decimal string, 64-bit), temperature, topK,
- * topP, class, and for edits invert, composite, repeats. Errors are JSON `{ error }` with a 4xx
+ * topP, class (class chains: an id or 'null') or prompt (text chains), guidance (chains trained with
+ * dropped conditions), and for edits invert, composite, repeats. Errors are JSON `{ error }` with a 4xx
  * (bad input; 413 too large) or 503 (queue full: retry later); once a stream has started they come
  * as an `error` event. Closing the connection cancels the request's work within one token.
  */
@@ -21,7 +22,8 @@ import fastifyMultipart from '@fastify/multipart';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { manifestPath, parseSeed } from '../pipeline/index.js';
+import { z } from 'zod';
+import { manifestPath, parseSeed, type ConditioningInfo } from '../pipeline/index.js';
 import { isNamedMask } from '../sample/index.js';
 import { Busy, JobCancelled, JobRejected, ModelPool } from './pool.js';
 import { UploadError, decodeUpload, type ImageLimits } from './upload.js';
@@ -56,31 +58,63 @@ class BadRequest extends Error {
   readonly statusCode = 400;
 }
 
-/** Settings from JSON or form fields (strings), checked: the same rules for both doors. */
-function readSettings(f: Record<string, unknown>, maxCount: number, classes: number | null): Omit<SampleJob, 'kind'> {
-  const num = (k: string, ok: (x: number) => boolean, rule: string): number | undefined => {
-    const v = f[k];
-    if (v === undefined || v === '') return undefined;
-    const x = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN;
-    if (!(Number.isFinite(x) && ok(x))) throw new BadRequest(`${k} must be ${rule}, got ${JSON.stringify(v)}`);
-    return x;
-  };
-  const count = num('count', (x) => Number.isInteger(x) && x >= 1 && x <= maxCount, `an integer in 1..${maxCount}`) ?? 1;
-  let seed: string | undefined;
-  if (f.seed !== undefined && f.seed !== '') {
-    try {
-      seed = parseSeed(f.seed as string).toString();
-    } catch (e) {
-      throw new BadRequest((e as Error).message);
-    }
-  }
-  const cls = num('class', (x) => Number.isInteger(x) && x >= 0 && classes !== null && x < classes, classes === null ? 'absent: this model is unconditional' : `an integer in 0..${classes - 1}`);
-  if (classes !== null && cls === undefined) throw new BadRequest(`class is required: this model is conditional on ${classes} classes`);
+const blank = (v: unknown) => (v === '' ? undefined : v);
+const asNumber = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : blank(v));
+/** An optional number field (JSON number or form string) with one message for every way it can be wrong. */
+const numberField = (name: string, rule: string, ok: (x: number) => boolean) => {
+  const error = `${name} must be ${rule}`;
+  return z.preprocess(asNumber, z.number({ error }).refine(ok, { error }).optional());
+};
+
+/**
+ * The settings of a request, for this model: JSON fields and form fields (strings) alike. Conditions
+ * follow the chain: `class` (an id, or 'null' for the null class) for a class chain, `prompt` for a
+ * text chain, neither for an unconditional one; `guidance` needs a chain trained with dropped conditions.
+ */
+function settingsSchema(maxCount: number, c: ConditioningInfo) {
+  const nullable = c.kind !== 'none' && c.nullable;
+  const classes = c.kind === 'class' ? c.classes : 0;
+  return z.object({
+    count: numberField('count', `an integer in 1..${maxCount}`, (x) => Number.isInteger(x) && x >= 1 && x <= maxCount),
+    seed: z.preprocess(blank, z.union([z.string(), z.number()], { error: 'seed must be a decimal string' }).optional()).transform((v, ctx) => {
+      if (v === undefined) return undefined;
+      try {
+        return parseSeed(v).toString();
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
+    temperature: numberField('temperature', 'a number in (0, 10]', (x) => x > 0 && x <= 10),
+    topK: numberField('topK', 'a positive integer', (x) => Number.isInteger(x) && x >= 1),
+    topP: numberField('topP', 'a number in (0, 1]', (x) => x > 0 && x <= 1),
+    guidance: numberField('guidance', 'a number in [0, 20]', (x) => x >= 0 && x <= 20)
+      .refine((g) => g === undefined || nullable, { error: `guidance needs a chain trained with dropped conditions; this one is conditioned on ${c.description}` }),
+    class: z.preprocess((v) => (v === 'null' || v === null ? null : asNumber(v)), z.union([z.null(), z.number()]).optional()).superRefine((v, ctx) => {
+      if (v === undefined) {
+        if (c.kind === 'class') ctx.addIssue({ code: 'custom', message: `class is required: this model is conditioned on ${c.description}` });
+      } else if (c.kind !== 'class') ctx.addIssue({ code: 'custom', message: `class given, but this model is ${c.kind === 'none' ? 'unconditional' : `conditioned on ${c.description}`}` });
+      else if (v === null ? !nullable : !(Number.isInteger(v) && v >= 0 && v < classes)) {
+        ctx.addIssue({ code: 'custom', message: `class must be an integer in 0..${classes - 1}${nullable ? " or 'null'" : ''}, got ${JSON.stringify(v)}` });
+      }
+    }),
+    prompt: z.preprocess(blank, z.string({ error: 'prompt must be text' }).max(MAX_PROMPT, { error: `prompt must be at most ${MAX_PROMPT} characters` }).optional()).superRefine((v, ctx) => {
+      if (v === undefined && c.kind === 'text') ctx.addIssue({ code: 'custom', message: `prompt is required: this model is conditioned on ${c.description}` });
+      if (v !== undefined && c.kind !== 'text') ctx.addIssue({ code: 'custom', message: `prompt given, but this model is ${c.kind === 'none' ? 'unconditional' : `conditioned on ${c.description}`}` });
+    }),
+  });
+}
+
+const MAX_PROMPT = 300;
+
+/** Settings from JSON or form fields, checked by the model's schema: the same rules for both doors. */
+function readSettings(schema: ReturnType<typeof settingsSchema>, f: Record<string, unknown>): Omit<SampleJob, 'kind'> {
+  const r = schema.safeParse(f);
+  if (!r.success) throw new BadRequest(r.error.issues.map((i) => i.message).join('; '));
+  const v = r.data;
   return {
-    count, seed, classes: cls === undefined ? undefined : [cls],
-    temperature: num('temperature', (x) => x > 0 && x <= 10, 'a number in (0, 10]'),
-    topK: num('topK', (x) => Number.isInteger(x) && x >= 1, 'a positive integer'),
-    topP: num('topP', (x) => x > 0 && x <= 1, 'a number in (0, 1]'),
+    count: v.count ?? 1, seed: v.seed, temperature: v.temperature, topK: v.topK, topP: v.topP, guidance: v.guidance,
+    condition: v.class !== undefined ? v.class : v.prompt,
   };
 }
 
@@ -92,6 +126,7 @@ export async function startServer(o: ServerOptions): Promise<EditorServer> {
   const maxBody = o.maxBody ?? 8 << 20, maxCount = o.maxCount ?? 16;
   const pool = await ModelPool.start({ model: o.model, workers: o.workers, maxQueue: o.maxQueue });
   const info = pool.info;
+  const settings = settingsSchema(maxCount, info.conditioning);
   const app = Fastify({ logger: o.logger ?? false, bodyLimit: maxBody });
 
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
@@ -140,7 +175,7 @@ export async function startServer(o: ServerOptions): Promise<EditorServer> {
 
   app.post('/api/sample', async (req, reply) => {
     if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) throw new BadRequest('the body must be a JSON object of settings');
-    await stream(req, reply, { kind: 'sample', ...readSettings(req.body as Record<string, unknown>, maxCount, info.classes) });
+    await stream(req, reply, { kind: 'sample', ...readSettings(settings, req.body as Record<string, unknown>) });
   });
 
   app.post('/api/edit', async (req, reply) => {
@@ -164,7 +199,7 @@ export async function startServer(o: ServerOptions): Promise<EditorServer> {
       else throw new BadRequest(`no mask: send a mask image as the file field 'mask' or maskName, one of ${info.masks.join(', ')}`);
       const repeats = fields.repeats === undefined || fields.repeats === '' ? undefined : Number(fields.repeats);
       if (repeats !== undefined && !(Number.isInteger(repeats) && repeats >= 1 && repeats <= 10)) throw new BadRequest(`repeats must be an integer in 1..10, got ${JSON.stringify(fields.repeats)}`);
-      const job: EditJob = { kind: 'edit', ...readSettings(fields, maxCount, info.classes), image, mask, invert: flag(fields.invert), composite: flag(fields.composite), repeats };
+      const job: EditJob = { kind: 'edit', ...readSettings(settings, fields), image, mask, invert: flag(fields.invert), composite: flag(fields.composite), repeats };
       await stream(req, reply, job);
     } catch (e) {
       if (e instanceof UploadError) throw new BadRequest(e.message);

@@ -5,6 +5,7 @@
  */
 import type { EditSidecar, ModelInfo, SampleSidecar } from '../pipeline/index.js';
 import type { RGBAImage } from '../data/index.js';
+import type { Condition } from '../chain/index.js';
 
 /** A sample request as JSON carries it (seed as a decimal string). */
 export interface SampleJob {
@@ -14,7 +15,10 @@ export interface SampleJob {
   temperature?: number;
   topK?: number;
   topP?: number;
-  classes?: number[];
+  /** One class id, caption or null (the null condition) for every image; absent for an unconditional chain. */
+  condition?: Condition;
+  /** Classifier-free guidance scale. */
+  guidance?: number;
 }
 
 /** An edit request: the uploaded image and mask, decoded and checked by the server (upload.ts), or a named mask. */

@@ -24,7 +24,7 @@ try {
 }
 
 function settingsOf(job: Job): RunSettings {
-  return { seed: job.seed, classes: job.classes, settings: { temperature: job.temperature, topK: job.topK, topP: job.topP } };
+  return { seed: job.seed, condition: job.condition, guidance: job.guidance, settings: { temperature: job.temperature, topK: job.topK, topP: job.topP } };
 }
 
 function run(id: number, job: Job, cancel: SharedArrayBuffer): void {

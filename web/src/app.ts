@@ -4,13 +4,18 @@
  * `progress` after every scale (with that scale's decoded images), then `result` or `error`.
  *
  * The mask is painted on a canvas over the picture (pointer events: mouse, pen and touch); the canvas
- * shows the picture as the server will see it — padded to a square with white — so the painted mask
- * lines up with the model's input. It is sent as a PNG, white = keep, black = repaint.
+ * shows the picture fitted into a square, as the model sees it. The mask is sent as a PNG of the
+ * picture's own region of the canvas (white = keep, black = repaint), which the server stretches to
+ * the picture's size: the padding around a non-square picture is never repainted.
  */
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
+type Conditioning =
+  | { kind: 'none'; description: string }
+  | { kind: 'class'; classes: number; names?: string[]; nullable: boolean; description: string }
+  | { kind: 'text'; length: number; nullable: boolean; description: string };
 interface ModelInfo {
-  K: number; T: number; classes: number | null; resolution: number; channels: number; masks: string[];
+  K: number; T: number; conditioning: Conditioning; resolution: number; channels: number; masks: string[];
   limits: { maxCount: number };
 }
 interface Progress { t: number; repeat: number; done: number; total: number; images: string[] }
@@ -27,6 +32,7 @@ let model: ModelInfo | undefined;
 let picture: Blob | undefined; // the picture being edited, as uploaded or picked
 let running: AbortController | undefined;
 let tool: 'paint' | 'erase' = 'paint';
+let region = { x: 0, y: 0, w: SIZE, h: SIZE }; // the picture's part of the canvas
 
 // ---------- errors and status ----------
 
@@ -68,7 +74,10 @@ function settings(): Record<string, string> {
   if (seed) s.seed = seed;
   const k = Number($<HTMLInputElement>('topk').value);
   if (k > 0) s.topK = String(k);
-  if (model?.classes) s.class = $<HTMLSelectElement>('class').value;
+  const c = model?.conditioning;
+  if (c?.kind === 'class') s.class = $<HTMLSelectElement>('class').value;
+  if (c?.kind === 'text') s.prompt = $<HTMLInputElement>('prompt').value.trim();
+  if (c && c.kind !== 'none' && c.nullable) s.guidance = $<HTMLInputElement>('guidance').value;
   return s;
 }
 
@@ -87,44 +96,50 @@ async function setPicture(blob: Blob): Promise<void> {
   });
   picture = blob;
   const side = Math.max(bitmap.width, bitmap.height), scale = SIZE / side;
-  const w = bitmap.width * scale, h = bitmap.height * scale;
+  const w = Math.round(bitmap.width * scale), h = Math.round(bitmap.height * scale);
+  region = { x: Math.floor((SIZE - w) / 2), y: Math.floor((SIZE - h) / 2), w, h };
   imageCtx.imageSmoothingEnabled = side > SIZE;
   imageCtx.fillStyle = '#fff';
   imageCtx.fillRect(0, 0, SIZE, SIZE);
-  imageCtx.drawImage(bitmap, (SIZE - w) / 2, (SIZE - h) / 2, w, h);
+  imageCtx.drawImage(bitmap, region.x, region.y, w, h);
+  maskCtx.clearRect(0, 0, SIZE, SIZE);
+  $<HTMLSelectElement>('named-mask').value = '';
 }
 
 function namedMask(name: string): void {
-  // the server's named masks (src/sample/mask.ts), on the canvas: the name says what is repainted
+  // the server's named masks (src/sample/mask.ts) over the picture's region: the name says what is repainted
+  const { x, y, w, h } = region;
   maskCtx.clearRect(0, 0, SIZE, SIZE);
   maskCtx.fillStyle = REPAINT;
-  const half = SIZE / 2, lo = SIZE / 4;
-  if (name === 'upper-half') maskCtx.fillRect(0, 0, SIZE, half);
-  else if (name === 'lower-half') maskCtx.fillRect(0, half, SIZE, half);
-  else if (name === 'left-half') maskCtx.fillRect(0, 0, half, SIZE);
-  else if (name === 'center') maskCtx.fillRect(lo, lo, half, half);
+  const hw = Math.floor(w / 2), hh = Math.floor(h / 2), qw = Math.floor(w / 4), qh = Math.floor(h / 4);
+  if (name === 'upper-half') maskCtx.fillRect(x, y, w, hh);
+  else if (name === 'lower-half') maskCtx.fillRect(x, y + hh, w, h - hh);
+  else if (name === 'left-half') maskCtx.fillRect(x, y, hw, h);
+  else if (name === 'center') maskCtx.fillRect(x + qw, y + qh, hw, hh);
   else if (name === 'border') {
-    maskCtx.fillRect(0, 0, SIZE, SIZE);
-    maskCtx.clearRect(lo, lo, half, half);
+    maskCtx.fillRect(x, y, w, h);
+    maskCtx.clearRect(x + qw, y + qh, hw, hh);
   }
 }
 
-/** The painted mask as a PNG: white = keep, black = repaint. */
+/** The painted mask over the picture's region as a PNG: white = keep, black = repaint. */
 function maskPng(): Promise<Blob> {
-  const src = maskCtx.getImageData(0, 0, SIZE, SIZE);
-  const out = new ImageData(SIZE, SIZE);
+  const { x, y, w, h } = region;
+  const src = maskCtx.getImageData(x, y, w, h);
+  const out = new ImageData(w, h);
   for (let i = 0; i < src.data.length; i += 4) {
     const v = src.data[i + 3] > 0 ? 0 : 255;
     out.data.set([v, v, v, 255], i);
   }
   const c = document.createElement('canvas');
-  c.width = c.height = SIZE;
+  c.width = w;
+  c.height = h;
   c.getContext('2d')!.putImageData(out, 0, 0);
   return new Promise((resolve, reject) => c.toBlob((b) => (b ? resolve(b) : reject(new Error('could not encode the mask'))), 'image/png'));
 }
 
 function maskIsEmpty(): boolean {
-  const d = maskCtx.getImageData(0, 0, SIZE, SIZE).data;
+  const d = maskCtx.getImageData(region.x, region.y, region.w, region.h).data;
   for (let i = 3; i < d.length; i += 4) if (d[i] > 0) return false;
   return true;
 }
@@ -317,6 +332,7 @@ async function editClicked(): Promise<void> {
 async function start(): Promise<void> {
   bindOutput('temperature', 'temperature-out');
   bindOutput('topp', 'topp-out');
+  bindOutput('guidance', 'guidance-out', 1);
   bindOutput('brush', 'brush-out', 0);
   setupBrush();
   $('tool-paint').addEventListener('click', () => { tool = 'paint'; $('tool-paint').classList.add('on'); $('tool-erase').classList.remove('on'); });
@@ -343,14 +359,19 @@ async function start(): Promise<void> {
     showError(`cannot reach the model: ${(e as Error).message}`);
     return;
   }
-  $('model-info').textContent = `T = ${model.T} scales · ${model.K} codes · ${model.resolution}×${model.resolution} ${model.channels === 1 ? 'grey' : 'RGB'}${model.classes ? ` · ${model.classes} classes` : ''}`;
+  const c = model.conditioning;
+  $('model-info').textContent = `T = ${model.T} scales · ${model.K} codes · ${model.resolution}×${model.resolution} ${model.channels === 1 ? 'grey' : 'RGB'}${c.kind === 'none' ? ' · unconditional' : ` · conditioned on ${c.description}`}`;
   $<HTMLInputElement>('count').max = String(model.limits.maxCount);
   const named = $<HTMLSelectElement>('named-mask');
   for (const m of model.masks) named.append(new Option(m, m));
-  if (model.classes) {
+  if (c.kind === 'class') {
     $('class-label').hidden = false;
-    for (let c = 0; c < model.classes; c++) $<HTMLSelectElement>('class').append(new Option(String(c), String(c)));
+    const select = $<HTMLSelectElement>('class');
+    for (let k = 0; k < c.classes; k++) select.append(new Option(c.names ? `${k}: ${c.names[k]}` : String(k), String(k)));
+    if (c.nullable) select.append(new Option('none (unconditional)', 'null'));
   }
+  if (c.kind === 'text') $('prompt-label').hidden = false;
+  if (c.kind !== 'none' && c.nullable) $('guidance-label').hidden = false;
   const { examples } = await json<{ examples: string[] }>('/api/examples');
   const box = $('examples');
   for (const name of examples) {
