@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "imagebart_native",
-      "sources": ["native/tensor.cc", "native/ops.cc", "native/runtime.cc", "native/c10d.cc", "native/addon.cc"],
+      "sources": ["native/tensor.cc", "native/ops.cc", "native/runtime.cc", "native/c10d.cc", "native/generator.cc", "native/addon.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node scripts/libtorch.mjs include)"

@@ -5,6 +5,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   ib::InitOps(env, exports);
   ib::InitRuntime(env, exports);
   ib::InitC10d(env, exports);
+  ib::InitGenerator(env, exports);
   return exports;
 }
 

@@ -49,5 +49,9 @@ void InitOps(Napi::Env env, Napi::Object exports);
 void InitRuntime(Napi::Env env, Napi::Object exports);
 void InitTensorFns(Napi::Env env, Napi::Object exports);
 void InitC10d(Napi::Env env, Napi::Object exports);
+void InitGenerator(Napi::Env env, Napi::Object exports);
+
+// The generator behind a JS Generator handle (generator.cc); throws a JS TypeError for anything else.
+at::Generator GeneratorFrom(const Napi::Value& v, const char* what);
 
 }  // namespace ib

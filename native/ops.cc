@@ -5,6 +5,8 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/jit_type.h>
 #include <cmath>
+#include <deque>
+#include <mutex>
 
 namespace ib {
 
@@ -25,9 +27,21 @@ struct OpEntry {
   bool returnsAlias;  // in-place ops: the result is `self`, so nothing new is returned
 };
 
-static std::vector<OpEntry>& Ops() {
-  static std::vector<OpEntry> ops;
+// One registry for every thread that loads the addon (the main thread and workers): entries never
+// move (a deque), and the mutex guards growth against lookups from other threads.
+static std::deque<OpEntry>& Ops() {
+  static std::deque<OpEntry> ops;
   return ops;
+}
+static std::mutex& OpsMutex() {
+  static std::mutex m;
+  return m;
+}
+static const OpEntry& OpAt(const Napi::Value& v) {
+  size_t id = v.As<Napi::Number>().Uint32Value();
+  std::lock_guard<std::mutex> lock(OpsMutex());
+  if (id >= Ops().size()) throw std::runtime_error("unknown operator id");
+  return Ops()[id];
 }
 
 static Kind Classify(const c10::TypePtr& t, const std::string& op, const std::string& arg) {
@@ -85,6 +99,7 @@ static Napi::Value OpHandle(const Napi::CallbackInfo& info) {
     }
     const auto& rets = s.returns();
     e.returnsAlias = rets.size() == 1 && rets[0].alias_info() != nullptr && rets[0].alias_info()->isWrite();
+    std::lock_guard<std::mutex> lock(OpsMutex());
     Ops().push_back(std::move(e));
     return Napi::Number::New(info.Env(), static_cast<double>(Ops().size() - 1));
   });
@@ -92,10 +107,8 @@ static Napi::Value OpHandle(const Napi::CallbackInfo& info) {
 
 static Napi::Value OpSchema(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
-    size_t id = info[0].As<Napi::Number>().Uint32Value();
-    if (id >= Ops().size()) throw std::runtime_error("unknown operator id");
     std::ostringstream os;
-    os << Ops()[id].handle.schema();
+    os << OpAt(info[0]).handle.schema();
     return Napi::String::New(info.Env(), os.str());
   });
 }
@@ -144,7 +157,7 @@ static c10::IValue Convert(const OpEntry& op, const ArgSpec& a, const Napi::Valu
     case Kind::Device:
       if (!v.IsString()) BadArg(op, a, "a device string such as 'cpu' or 'cuda:0'");
       return c10::Device(v.As<Napi::String>().Utf8Value());
-    case Kind::Generator: return c10::IValue();
+    case Kind::Generator: return GeneratorFrom(v, a.name.c_str());
     case Kind::IntList: {
       if (v.IsNumber() && a.n) return c10::List<int64_t>(std::vector<int64_t>(*a.n, ToInt(op, a, v)));
       if (!v.IsArray()) BadArg(op, a, "an array of integers");
@@ -225,9 +238,7 @@ static Napi::Value ToJs(Napi::Env env, c10::IValue v) {
 // callOp(id, ...args): positional arguments in schema order; undefined takes the default.
 static Napi::Value CallOp(const Napi::CallbackInfo& info) {
   return Guard(info, [&]() -> Napi::Value {
-    size_t id = info[0].As<Napi::Number>().Uint32Value();
-    if (id >= Ops().size()) throw std::runtime_error("unknown operator id");
-    const OpEntry& op = Ops()[id];
+    const OpEntry& op = OpAt(info[0]);
     const size_t given = info.Length() - 1;
     if (given > op.args.size()) {
       throw std::runtime_error(op.name + " takes " + std::to_string(op.args.size()) + " arguments, got " + std::to_string(given));

@@ -9,7 +9,8 @@ namespace ib {
 static std::atomic<int64_t> g_live{0};
 // Off inside tidy() scopes, whose tensors are freed deterministically: reporting them would only
 // make V8 run a full collection every few tens of MB of activations.
-static bool g_accounting = true;
+// Per thread: each worker thread has its own scopes.
+static thread_local bool g_accounting = true;
 static const napi_type_tag kTensorTag = {0x1b2a3c4d5e6f7081ULL, 0x9a8b7c6d5e4f3021ULL};
 
 int64_t LiveTensors() { return g_live.load(); }

@@ -52,8 +52,9 @@ if [ ! -f build/Release/imagebart_native.node ] || [ ! -f "$stamp" ] || [ "$(cat
 fi
 
 # 4. TypeScript.
-if [ ! -f dist/.stamp ] || [ -n "$(find src test bench tsconfig.json package.json -newer dist/.stamp 2>/dev/null | head -1)" ]; then
+if [ ! -f dist/.stamp ] || [ -n "$(find src test bench web tsconfig.json package.json -newer dist/.stamp 2>/dev/null | head -1)" ]; then
   say "compiling TypeScript"
   npx tsc -p .
+  npx tsc -p web   # the editor's page script (DOM types)
   touch dist/.stamp
 fi

@@ -15,6 +15,7 @@ Commands:
   eval <sub>           sample quality: classifier | reference | samples | completion
   convert IN OUT       official PyTorch Lightning .ckpt → safetensors (safe: no pickle code runs)
   import SAMPLING.yaml an official release (sampling YAML, per-scale YAMLs and ckpts) → a model directory; --inspect describes it
+  serve                the editor: a web page to sample and to paint masks for the chain to repaint
   demo                 the shipped MNIST model samples digits and completes a half-erased one
   help                 this text
 
@@ -50,6 +51,7 @@ const commands: Record<string, () => Promise<Command>> = {
   import: async () => (await import('./import.js')).importCommand,
   demo: async () => (await import('./demo.js')).demoCommand,
   eval: async () => (await import('./eval.js')).evalCommand,
+  serve: async () => (await import('./serve.js')).serveCommand,
 
 };
 

@@ -6,19 +6,14 @@
 import type { ParseArgsConfig } from 'node:util';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { randomInt } from 'node:crypto';
-import { getThreads, setThreads } from '../torch/index.js';
-import { UsageError, LIMITS, device, integer, seed as seedFlag, grid as gridFlag, need, parseArgs, warnIfLong, type Parsed } from './args.js';
+import { UsageError, LIMITS, device, integer, grid as gridFlag, need, parseArgs, warnIfLong, type Parsed } from './args.js';
 import { OutputPlan, OutputError } from '../io/output.js';
 import { SchemaError } from '../io/schema.js';
-import { loadClassifier, rejectionSample } from '../eval/index.js';
-import { describeConditioning, encodeConditions, nullCondition, type ChainManifest, type Condition, type Conditioning } from '../chain/index.js';
-import { decodeImage, encodePng, makeGrid } from '../data/index.js';
-import { readManifest, chainFiles } from '../chain/index.js';
-import {
-  DECODINGS, NAMED_MASKS, decodeTokens, editImage, fitMask, invertMask, isNamedMask, loadSamplingChain, maskAtPictureSize, namedMask, sample,
-  type Decoding, type FirstStage, type Guidance, type SamplingChain, type ScaleSettings,
-} from '../sample/index.js';
+import { loadClassifier } from '../eval/index.js';
+import { describeConditioning, readManifest, chainFiles, type Condition, type Conditioning } from '../chain/index.js';
+import { decodeImage } from '../data/index.js';
+import { DECODINGS, NAMED_MASKS, isNamedMask, type Decoding, type ScaleSettings } from '../sample/index.js';
+import { Pipeline, RequestError, gridPng, parseSeed, useLatencyBoundThreads } from '../pipeline/index.js';
 
 const OUTPUT_RULES = `Outputs: an existing file is never replaced without --force; a path that is one of the run's
 inputs (picture, mask, manifest, model files) is refused, as is a name whose extension is not .png
@@ -41,11 +36,12 @@ Samples images from a trained chain: x_T uniform over the codebook, then every s
 ${OUTPUT_RULES}
 
 Options:
-  --chain FILE          chain manifest (imagebart-chain/1), required
+  --chain PATH          chain manifest (imagebart-chain/1) or a model directory holding chain.json, required
   --out FILE.png        output grid (default samples.png)
   --count N             images (default 16)
-  --batch-size N        images per batch (default min(count, 16)); batch i is seeded with seed + i
-  --seed N              base seed (default: random, recorded in the sidecar)
+  --batch-size N        images per batch (default min(count, 16)); batch i draws from its own stream,
+                        splitmix64 of (seed, i), so neighbouring seeds share no batch
+  --seed N              base seed, 64-bit (default: random, recorded in the sidecar)
   --temperature X[,…]   softmax temperature (default 1)
   --top-k N[,…]         keep the N most likely codes (default: all)
   --top-p X[,…]         nucleus sampling mass (default 1: off)
@@ -163,10 +159,10 @@ function decodingFlag(v: string | undefined): Decoding {
 }
 
 /**
- * What each of `count` images is conditioned on, from --class (ids, or 'null' for the null class) or
- * --prompt (a caption; several separated by '|'): one for all images or one per image.
+ * What the images are conditioned on, from --class (ids, or 'null' for the null class) or --prompt
+ * (a caption; several separated by '|'): whichever flag the chain takes (the pipeline checks the values).
  */
-function conditionFlags(v: { class?: string; prompt?: string }, c: Conditioning, count: number): Condition[] | undefined {
+function conditionFlags(v: { class?: string; prompt?: string }, c: Conditioning): Condition[] | undefined {
   const flag = c.kind === 'class' ? 'class' : c.kind === 'text' ? 'prompt' : undefined;
   for (const f of ['class', 'prompt'] as const) {
     if (v[f] !== undefined && f !== flag) {
@@ -176,27 +172,24 @@ function conditionFlags(v: { class?: string; prompt?: string }, c: Conditioning,
   if (!flag) return undefined;
   const raw = v[flag];
   if (raw === undefined) throw new UsageError(`--${flag} is required: this chain is conditioned on ${describeConditioning(c)}`);
-  const items: Condition[] = flag === 'class'
+  return flag === 'class'
     ? raw.split(',').map((s) => (s.trim() === 'null' ? null : integer(s.trim(), 'class')!))
     : raw.split('|').map((s) => s.trim());
-  if (items.length !== 1 && items.length !== count) throw new UsageError(`--${flag} takes one value or one per image (${count}), got ${items.length}`);
-  const all = Array.from({ length: count }, (_, i) => items[items.length === 1 ? 0 : i]);
-  try {
-    encodeConditions(c, all)?.dispose(); // checks every value against the chain
-  } catch (e) {
-    throw new UsageError(`--${flag}: ${(e as Error).message}`);
-  }
-  return all;
 }
 
-/** --guidance S[,…]: classifier-free guidance (per scale, scale T first), for chains trained with dropped conditions. */
-function guidanceFlag(v: string | undefined, c: Conditioning, T: number): Guidance | undefined {
+/** --guidance S[,…]: classifier-free guidance, one scale for every scale of the chain or one per scale (scale T first). */
+function guidanceFlag(v: string | undefined, T: number): number | Record<number, number> | undefined {
   if (v === undefined) return undefined;
-  const scale = perScale(v, T, 'guidance', Number);
+  return v.includes(',') ? perScale(v, T, 'guidance', Number) : perScale(v, 1, 'guidance', Number)[1];
+}
+
+/** --seed: 64-bit, decimal; undefined (the pipeline draws one and records it) when absent. */
+function seedFlag(v: string | undefined): bigint | undefined {
+  if (v === undefined) return undefined;
   try {
-    return { scale, nullCond: nullCondition(c) };
+    return parseSeed(v);
   } catch (e) {
-    throw new UsageError(`--guidance: ${(e as Error).message}`);
+    throw new UsageError(`--${(e as Error).message}`);
   }
 }
 
@@ -207,7 +200,7 @@ const stepsPath = (png: string) => png.replace(/\.png$/i, '') + '-steps.png';
  * The outputs of a run, checked before any work: `out` (PNG), its sidecar and `extra` PNGs, none of
  * them the manifest, a file it names or one of `inputs`.
  */
-function planOutputs(v: { out?: string; force?: boolean }, chainPath: string, out: string, extra: string[], inputs: [string, string | undefined][] = []): OutputPlan {
+function planOutputs(v: { force?: boolean }, chainPath: string, out: string, extra: string[], inputs: [string, string | undefined][] = []): OutputPlan {
   if (!existsSync(chainPath)) throw new UsageError(`--chain ${chainPath} does not exist`);
   const plan = new OutputPlan({ force: v.force }).protect('chain manifest or model', ...chainFiles(chainPath, readManifest(chainPath)));
   for (const [role, path] of inputs) plan.protect(role, path);
@@ -216,26 +209,35 @@ function planOutputs(v: { out?: string; force?: boolean }, chainPath: string, ou
   return plan;
 }
 
-function writePng(plan: OutputPlan, path: string, png: { width: number; height: number; rgba: Uint8Array }): void {
-  plan.write(path, encodePng(png.rgba, png.width, png.height));
-}
-
 /** Writes the sidecar next to `png` (same name, .json) and returns its path. */
 function writeSidecar(plan: OutputPlan, png: string, sidecar: Record<string, unknown>): string {
   plan.write(sidecarPath(png), JSON.stringify(sidecar, null, 2) + '\n');
   return sidecarPath(png);
 }
 
-function chainSummary(path: string, chain: SamplingChain, stage: FirstStage, ema: boolean, manifest: ChainManifest) {
-  return {
-    manifest: resolve(path), K: manifest.K, T: manifest.T, schedule: manifest.schedule, beta: chain.schedule.beta,
-    tokenShape: chain.tokenShape, conditioning: describeConditioning(manifest.conditioning), resolution: stage.config.ddconfig.resolution, ema,
-  };
+/** --accept-rate R --classifier FILE: classifier rejection sampling, checked before the model loads. */
+function rejectionFlags(v: { 'accept-rate'?: string; classifier?: string; grid?: string; intermediates?: boolean }) {
+  if (v['accept-rate'] === undefined) {
+    if (v.classifier !== undefined) throw new UsageError('--classifier is used with --accept-rate (classifier rejection sampling)');
+    return undefined;
+  }
+  const acceptRate = Number(v['accept-rate']);
+  if (!(acceptRate > 0 && acceptRate <= 1)) throw new UsageError(`--accept-rate must lie in (0, 1], got '${v['accept-rate']}'`);
+  const path = need(v.classifier, 'classifier');
+  if (v.grid !== undefined || v.intermediates) throw new UsageError('--accept-rate does not combine with --grid or --intermediates');
+  return { acceptRate, path, classifier: loadClassifier(path).model };
 }
 
-const baseSeed = (v: string | undefined) => seedFlag(v) ?? randomInt(2 ** 31);
-
 type Values<O extends NonNullable<ParseArgsConfig['options']>> = Parsed<O>['values'];
+
+/** Progress of a run on stderr, and a note when the first batch says the whole run will be long. */
+function reporter(what: string, count: number) {
+  const started = performance.now();
+  return (p: { batch: number; batches: number; t: number; repeat: number; done: number; total: number }) => {
+    process.stderr.write(`\r${p.batches > 1 ? `batch ${p.batch + 1}/${p.batches}: ` : ''}scale ${p.t}${p.repeat > 0 ? `, repeat ${p.repeat + 1}` : ''} done (${p.done}/${p.total}) `);
+    if (p.done === 1) warnIfLong(((performance.now() - started) / 1000) * p.total, `${count} ${what}`);
+  };
+}
 
 async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
   const chainPath = need(v.chain, 'chain');
@@ -244,81 +246,29 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
   const nrow = integer(v.nrow, 'nrow', 1) ?? 8;
   const decoding = decodingFlag(v.decoding);
   const grid = gridFlag(v.grid);
-  const seed = baseSeed(v.seed);
+  const seed = seedFlag(v.seed);
   const out = v.out ?? 'samples.png';
   const plan = planOutputs(v, chainPath, out, v.intermediates ? [stepsPath(out)] : []);
-  const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'], device: device(v.device) });
-  const scales = settingsFlags(v, manifest.T);
-  const conditions = conditionFlags(v, manifest.conditioning, count);
-  const guidance = guidanceFlag(v.guidance, manifest.conditioning, manifest.T);
-  if (v['accept-rate'] !== undefined) return runRejection(v, { plan, chainPath, chain, firstStage, manifest, conditions, guidance, scales, seed, count, batchSize, nrow, out });
-  const started = performance.now();
-  const images: Float32Array[] = [], steps: Float32Array[] = [];
-  const batches: { seed: number; images: number }[] = [];
-  let shape: { channels: 1 | 3; height: number; width: number } | undefined;
-  let settings: Record<number, Required<ScaleSettings>> = {};
-  for (let start = 0, i = 0; start < count; start += batchSize, i++) {
-    const n = Math.min(batchSize, count - start);
-    const r = sample(chain, {
-      batch: n, seed: seed + i, scales, decoding, grid, intermediates: v.intermediates,
-      cond: conditions && encodeConditions(manifest.conditioning, conditions.slice(start, start + n)), guidance,
-      onScale: (t) => process.stderr.write(`\rbatch ${i + 1}/${Math.ceil(count / batchSize)}: scale ${t} done `),
-    });
-    settings = r.settings;
-    if (i === 0) warnIfLong(((performance.now() - started) / 1000) * (count / n), `${count} samples`);
-    batches.push({ seed: r.seed, images: n });
-    const decoded = decodeTokens(firstStage, r.tokens);
-    shape = decoded;
-    const per = decoded.channels * decoded.height * decoded.width;
-    for (let b = 0; b < n; b++) images.push(decoded.data.slice(b * per, (b + 1) * per));
-    if (r.intermediates) {
-      const xs = r.intermediates.map((x) => decodeTokens(firstStage, x).data); // [T + 1] × [n, C, H, W]
-      for (let b = 0; b < n; b++) for (const x of xs) steps.push(x.slice(b * per, (b + 1) * per));
-    }
-  }
+  const rejection = rejectionFlags(v);
+  const model = Pipeline.load(chainPath, { ema: !v['no-ema'], device: device(v.device) });
+  const T = model.info.T;
+  const r = model.sample(
+    {
+      count, batchSize, seed, scales: settingsFlags(v, T), decoding, grid, intermediates: v.intermediates,
+      condition: conditionFlags(v, model.manifest.conditioning), guidance: guidanceFlag(v.guidance, T), rejection,
+    },
+    { onProgress: reporter('samples', count) },
+  );
   process.stderr.write('\n');
-  const seconds = (performance.now() - started) / 1000;
   const files = [out];
-  writePng(plan, out, makeGrid(images, shape!, { nrow }));
-  if (steps.length) {
+  plan.write(out, gridPng(r.images, r.shape, nrow));
+  if (r.steps) {
     files.push(stepsPath(out));
-    writePng(plan, files[1], makeGrid(steps, shape!, { nrow: manifest.T + 1 }));
+    plan.write(files[1], gridPng(r.steps.flat(), r.shape, T + 1));
   }
-  const sidecar = writeSidecar(plan, out, {
-    command: 'sample', chain: chainSummary(chainPath, chain, firstStage, !v['no-ema'], manifest),
-    count, batchSize, seed, batches, settings, decoding, grid: grid ?? chain.tokenShape, conditions: conditions ?? null, guidance: guidance?.scale ?? null,
-    intermediates: !!v.intermediates, files, seconds, imagesPerSecond: count / seconds, threads: getThreads(),
-  });
-  process.stderr.write(`${count} samples in ${seconds.toFixed(1)} s → ${files.join(', ')} (settings: ${sidecar})\n`);
-  return 0;
-}
-
-/** `sample --accept-rate R --classifier FILE`: classifier rejection sampling of the requested classes. */
-function runRejection(v: Values<typeof SAMPLE_OPTIONS>, r: {
-  plan: OutputPlan; chainPath: string; chain: SamplingChain; firstStage: FirstStage; manifest: ChainManifest; conditions?: Condition[]; guidance?: Guidance;
-  scales: Record<number, ScaleSettings>; seed: number; count: number; batchSize: number; nrow: number; out: string;
-}): number {
-  const rate = Number(v['accept-rate']);
-  if (!(rate > 0 && rate <= 1)) throw new UsageError(`--accept-rate must lie in (0, 1], got '${v['accept-rate']}'`);
-  const classifierPath = need(v.classifier, 'classifier');
-  if (!r.conditions || r.conditions.some((c) => typeof c !== 'number')) throw new UsageError('--accept-rate keeps samples of the requested classes: give --class ids of a class-conditional chain');
-  if (v.grid !== undefined || v.intermediates) throw new UsageError('--accept-rate does not combine with --grid or --intermediates');
-  const { model } = loadClassifier(classifierPath);
-  const started = performance.now();
-  const res = rejectionSample(model, r.chain, r.firstStage, {
-    labels: r.conditions as number[], acceptRate: rate, batchSize: r.batchSize, seed: r.seed, guidance: r.guidance, scales: r.scales,
-    onProgress: (d, n) => process.stderr.write(`\rdrawn ${d}/${n} `),
-  });
-  process.stderr.write('\n');
-  const seconds = (performance.now() - started) / 1000;
-  writePng(r.plan, r.out, makeGrid(res.images, { channels: res.channels, height: res.resolution, width: res.resolution }, { nrow: r.nrow }));
-  const sidecar = writeSidecar(r.plan, r.out, {
-    command: 'sample', chain: chainSummary(r.chainPath, r.chain, r.firstStage, !v['no-ema'], r.manifest),
-    count: r.count, seed: r.seed, conditions: r.conditions, guidance: r.guidance?.scale ?? null, classifier: resolve(classifierPath),
-    requestedAcceptRate: rate, acceptRate: res.acceptRate, drawn: res.drawn, kept: res.kept, thresholds: res.thresholds, scores: res.scores,
-    files: [r.out], seconds, threads: getThreads(),
-  });
-  process.stderr.write(`kept ${res.kept} of ${res.drawn} samples (acceptance rate ${res.acceptRate.toFixed(3)}) in ${seconds.toFixed(1)} s → ${r.out} (settings: ${sidecar})\n`);
+  const sidecar = writeSidecar(plan, out, { ...r.sidecar, ...(rejection ? { classifier: resolve(rejection.path) } : {}), files });
+  const kept = r.sidecar.rejection ? ` (kept ${r.sidecar.rejection.kept} of ${r.sidecar.rejection.drawn} draws: acceptance rate ${r.sidecar.rejection.acceptRate.toFixed(3)})` : '';
+  process.stderr.write(`${count} samples${kept} in ${r.sidecar.seconds.toFixed(1)} s → ${files.join(', ')} (settings: ${sidecar})\n`);
   return 0;
 }
 
@@ -328,7 +278,7 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
   const maskArg = need(v.mask, 'mask');
   const count = integer(v.count, 'count', 1, LIMITS.count) ?? 4;
   const decoding = decodingFlag(v.decoding);
-  const seed = baseSeed(v.seed);
+  const seed = seedFlag(v.seed);
   const out = v.out ?? 'edit.png';
   if (!isNamedMask(maskArg) && !existsSync(maskArg)) {
     throw new UsageError(`--mask '${maskArg}' is neither a mask name (${NAMED_MASKS.join(', ')}) nor an existing mask image`);
@@ -337,49 +287,27 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
   const plan = planOutputs(v, chainPath, out, [], [['input picture (--image)', imagePath], ['mask (--mask)', isNamedMask(maskArg) ? undefined : maskArg]]);
   const image = decodeImage(readFileSync(imagePath), imagePath);
   const mask = isNamedMask(maskArg) ? maskArg : decodeImage(readFileSync(maskArg), maskArg);
-  const { chain, firstStage, manifest } = loadSamplingChain(chainPath, { ema: !v['no-ema'], device: device(v.device) });
-  const scales = settingsFlags(v, manifest.T);
-  const repeats = perScale(v.repeats, manifest.T, 'repeats', (s) => integer(s, 'repeats', 1)!);
-  const conditions = conditionFlags(v, manifest.conditioning, count);
-  const guidance = guidanceFlag(v.guidance, manifest.conditioning, manifest.T);
-  const R = firstStage.config.ddconfig.resolution;
-  // the mask at the picture's own size, then the picture's geometry (padding kept, resize)
-  let pictureKeep = typeof mask === 'string' ? namedMask(mask, image.width, image.height) : maskAtPictureSize(mask, image);
-  if (v.invert) pictureKeep = invertMask(pictureKeep);
-  const keep = fitMask(pictureKeep, image.width, image.height, R);
-  const started = performance.now();
-  const r = editImage(chain, firstStage, image, keep, {
-    count, seed, scales, decoding, composite: v.composite, cond: conditions && encodeConditions(manifest.conditioning, conditions), guidance,
+  const model = Pipeline.load(chainPath, { ema: !v['no-ema'], device: device(v.device) });
+  const T = model.info.T;
+  const repeats = perScale(v.repeats, T, 'repeats', (s) => integer(s, 'repeats', 1)!);
+  const r = model.edit({
+    image, mask, invert: v.invert, count, seed, scales: settingsFlags(v, T), decoding, composite: v.composite,
+    condition: conditionFlags(v, model.manifest.conditioning), guidance: guidanceFlag(v.guidance, T),
     repeats: Object.keys(repeats).length ? repeats : undefined,
-    onScale: (t, i) => process.stderr.write(`\rscale ${t}, repeat ${i + 1} done `),
-  });
+  }, { onProgress: reporter('edits', count) });
   process.stderr.write('\n');
-  const seconds = (performance.now() - started) / 1000;
-  const shape = { channels: r.channels, height: R, width: R };
-  const masked = r.input.map((x, i) => (keep[i % (R * R)] ? x : 0)); // repainted pixels grey
-  const row = [r.input, masked, r.reconstruction, ...Array.from({ length: count }, (_, b) => r.images.subarray(b * r.input.length, (b + 1) * r.input.length))];
-  const kept = r.keep.toNumbers().reduce((a, b) => a + b, 0);
-  writePng(plan, out, makeGrid(row, shape, { nrow: row.length }));
+  const row = [r.input, r.masked, r.reconstruction, ...r.images];
+  plan.write(out, gridPng(row, r.shape, row.length));
+  const s = r.sidecar;
   const sidecar = writeSidecar(plan, out, {
-    command: 'edit', chain: chainSummary(chainPath, chain, firstStage, !v['no-ema'], manifest),
-    image: resolve(imagePath), mask: typeof mask === 'string' ? mask : resolve(maskArg), invert: !!v.invert, composite: !!v.composite,
-    keptTokens: kept, tokens: r.keep.numel, count, seed: r.seed, settings: r.settings, repeats: r.repeats, decoding,
-    conditions: conditions ?? null, guidance: guidance?.scale ?? null, layout: 'input, masked input, reconstruction, edits', files: [out], seconds, threads: getThreads(),
+    ...s, image: resolve(imagePath), mask: typeof mask === 'string' ? mask : resolve(maskArg),
+    layout: 'input, masked input, reconstruction, edits', files: [out],
   });
-  process.stderr.write(`${count} edits (${r.keep.numel - kept} of ${r.keep.numel} tokens repainted) in ${seconds.toFixed(1)} s → ${out} (settings: ${sidecar})\n`);
+  process.stderr.write(`${count} edits (${s.tokens - s.keptTokens} of ${s.tokens} tokens repainted) in ${s.seconds.toFixed(1)} s → ${out} (settings: ${sidecar})\n`);
   return 0;
 }
 
-/** Parses, runs and maps errors to exit codes: 0 done, 1 failed, 2 bad usage. */
-/**
- * Token-by-token decoding runs many small operations whose cost is waking thread pools, not
- * arithmetic: one thread per pool samples ≈1.7× faster than all cores (bench:sample, 16×16 grids).
- * Used unless the user chose a split with IMAGEBART_THREADS / IMAGEBART_BLAS_THREADS.
- */
-function latencyBoundThreads(): void {
-  if (process.env.IMAGEBART_THREADS === undefined && process.env.IMAGEBART_BLAS_THREADS === undefined) setThreads({ intraOp: 1, blas: 1 });
-}
-
+/** Parses, runs and maps errors to exit codes: 0 done, 1 failed, 2 bad usage (and requests the model cannot serve). */
 async function command<V extends { help?: boolean }>(name: string, help: string, parse: () => V, run: (v: V) => Promise<number>): Promise<number> {
   let values: V;
   try {
@@ -393,11 +321,11 @@ async function command<V extends { help?: boolean }>(name: string, help: string,
     return 0;
   }
   try {
-    latencyBoundThreads();
+    useLatencyBoundThreads();
     return await run(values);
   } catch (e) {
     process.stderr.write(`imagebart ${name}: ${(e as Error).message}\n`);
-    return e instanceof UsageError || e instanceof OutputError || e instanceof SchemaError ? 2 : 1;
+    return e instanceof UsageError || e instanceof OutputError || e instanceof SchemaError || e instanceof RequestError ? 2 : 1;
   }
 }
 

@@ -3,10 +3,11 @@
  * acceptance rate r, draw ⌈n / r⌉ samples of each requested class, score each with the feature
  * classifier's p(class | x), and keep the n most probable — the threshold is the n-th best score, so
  * exactly the requested share passes, and the realised rate n / drawn is reported beside it.
+ * Batch i of the draws comes from its own generator, streamSeed(seed, i) (torch/random.ts).
  */
-import { tensor, type Tensor } from '../torch/index.js';
+import { Generator, streamSeed, tensor, type Tensor } from '../torch/index.js';
 import { encodeConditions, NONE } from '../chain/index.js';
-import { sample, decodeTokens, type SamplingChain, type FirstStage, type Guidance, type ScaleSettings } from '../sample/index.js';
+import { sample, decodeTokens, type SamplingChain, type FirstStage, type Guidance, type ScaleSettings, type StopSignal } from '../sample/index.js';
 import { classifyImages, type FeatureClassifier } from './classifier.js';
 
 export interface RejectionOptions {
@@ -15,12 +16,15 @@ export interface RejectionOptions {
   /** Share of drawn samples kept, in (0, 1]. */
   acceptRate: number;
   batchSize?: number;
-  seed?: number;
+  /** Base seed (64-bit): batch i draws from streamSeed(seed, i). */
+  seed?: bigint | number;
   guidance?: Guidance;
   settings?: ScaleSettings;
   /** Per-scale overrides of `settings`, by t. */
   scales?: Record<number, ScaleSettings>;
   onProgress?: (drawn: number, total: number) => void;
+  /** Checked before every token. */
+  signal?: StopSignal;
 }
 
 export interface RejectionResult {
@@ -38,6 +42,10 @@ export interface RejectionResult {
   thresholds: Record<number, number>;
   channels: 1 | 3;
   resolution: number;
+  /** Each batch's generator seed and size, in drawing order. */
+  batches: { seed: string; images: number }[];
+  /** The settings each scale ran with, by t. */
+  settings: Record<number, Required<ScaleSettings>>;
 }
 
 export function rejectionSample(classifier: FeatureClassifier, chain: SamplingChain, stage: FirstStage, o: RejectionOptions): RejectionResult {
@@ -52,14 +60,19 @@ export function rejectionSample(classifier: FeatureClassifier, chain: SamplingCh
   const { resolution: R, outCh } = stage.config.ddconfig;
   const images: Float32Array[] = new Array(labels.length), tokens: number[][] = new Array(labels.length), scores: number[] = new Array(labels.length);
   const thresholds: Record<number, number> = {};
-  let drawn = 0, batch = 0;
+  const batches: RejectionResult['batches'] = [];
+  let settings: RejectionResult['settings'] = {};
+  let drawn = 0;
   for (const [label, slots] of byClass) {
     const want = Math.ceil(slots.length / r);
     const pool: { score: number; image: Float32Array; tokens: number[] }[] = [];
     for (let s = 0; s < want; s += batchSize) {
       const B = Math.min(batchSize, want - s);
       const cond = encodeConditions(c, new Array<number>(B).fill(label))!;
-      const out = sample(chain, { batch: B, seed: seed + batch++, cond, guidance: o.guidance, settings: o.settings, scales: o.scales });
+      const generator = new Generator(streamSeed(BigInt(seed), batches.length));
+      const out = sample(chain, { batch: B, generator, cond, guidance: o.guidance, settings: o.settings, scales: o.scales, signal: o.signal });
+      batches.push({ seed: generator.seed.toString(), images: B });
+      settings = out.settings;
       const { data } = decodeTokens(stage, out.tokens);
       const x: Tensor = tensor(data, [B, outCh, R, R]).clamp(-1, 1);
       const { features, probs } = classifyImages(classifier, x);
@@ -80,5 +93,5 @@ export function rejectionSample(classifier: FeatureClassifier, chain: SamplingCh
     });
     thresholds[label] = pool[slots.length - 1].score;
   }
-  return { images, tokens, scores, drawn, kept: labels.length, acceptRate: labels.length / drawn, thresholds, channels: outCh as 1 | 3, resolution: R };
+  return { images, tokens, scores, drawn, kept: labels.length, acceptRate: labels.length / drawn, thresholds, channels: outCh as 1 | 3, resolution: R, batches, settings };
 }

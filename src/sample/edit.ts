@@ -18,9 +18,9 @@
  * `editImage` wraps it for pictures: resize, tokenize, mask → token grid, edit, decode, and optionally
  * composite so that every kept pixel equals the (resized) input exactly.
  */
-import { type Tensor, noGrad, randint, tidy, where } from '../torch/index.js';
+import { type Tensor, noGrad, randint, tidy, where, withGenerator } from '../torch/index.js';
 import { forwardStep, type Schedule } from '../diffusion/index.js';
-import { chainDevice, chainInfo, checkCond, denoiseScale, guidanceAt, scaleSettings, seedGenerator, type RunOptions, type SamplingChain } from './sampler.js';
+import { chainDevice, chainInfo, checkCond, denoiseScale, guidanceAt, runSeed, scaleSettings, type RunOptions, type SamplingChain } from './sampler.js';
 import type { ScaleSettings } from './filter.js';
 import { tokenMask } from './mask.js';
 import { decodeTokens, encodeImage, type FirstStage } from './stage.js';
@@ -34,7 +34,8 @@ export interface EditOptions extends RunOptions {
 export interface EditResult {
   /** Edited x0 [B, H, W] int64; kept positions equal the input's. */
   tokens: Tensor;
-  seed: number;
+  /** The global generator's seed (absent when the caller's generator drew). */
+  seed?: number;
   settings: Record<number, Required<ScaleSettings>>;
   /** Repeats each scale ran, by t. */
   repeats: Record<number, number>;
@@ -44,6 +45,17 @@ export interface EditResult {
 export function defaultRepeats(schedule: Schedule, t: number): number {
   if (t === schedule.T) return 1;
   return schedule.spec === 'geometric' ? 3 : 5;
+}
+
+/** The repeats of every scale t = 1..T: `repeats` (one number, or by t) filled in with the defaults. */
+export function resolveRepeats(schedule: Schedule, repeats: EditOptions['repeats']): Record<number, number> {
+  const out: Record<number, number> = {};
+  for (let t = 1; t <= schedule.T; t++) {
+    const n = typeof repeats === 'number' ? repeats : repeats?.[t] ?? defaultRepeats(schedule, t);
+    if (!(Number.isInteger(n) && n >= 1)) throw new RangeError(`repeats of scale ${t} must be a positive integer, got ${n}`);
+    out[t] = n;
+  }
+  return out;
 }
 
 /**
@@ -59,14 +71,9 @@ export function maskedEdit(chain: SamplingChain, x0: Tensor, keep: Tensor, o: Ed
   }
   checkCond(chain, B, o.cond);
   const settings = scaleSettings(chain, o);
-  const repeats: Record<number, number> = {};
-  for (let t = 1; t <= T; t++) {
-    const n = typeof o.repeats === 'number' ? o.repeats : o.repeats?.[t] ?? defaultRepeats(chain.schedule, t);
-    if (!(Number.isInteger(n) && n >= 1)) throw new RangeError(`repeats of scale ${t} must be a positive integer, got ${n}`);
-    repeats[t] = n;
-  }
-  const seed = seedGenerator(o.seed);
-  return noGrad(() => tidy(() => {
+  const repeats = resolveRepeats(chain.schedule, o.repeats);
+  const seed = runSeed(o);
+  return withGenerator(o.generator, () => noGrad(() => tidy(() => {
     const device = chainDevice(chain);
     const x0l = x0.long().to(device);
     keep = keep.to(device);
@@ -76,12 +83,12 @@ export function maskedEdit(chain: SamplingChain, x0: Tensor, keep: Tensor, o: Ed
     for (let t = T; t >= 1; t--) {
       for (let i = 0; i < repeats[t]; i++) {
         if (i > 0) x = forwardStep(x, (1 - i / repeats[t]) * chain.schedule.beta[t], K, { keep });
-        x = denoiseScale(chain.denoisers[t - 1], x, { cond: o.cond, guidance: guidanceAt(o.guidance, t), settings: settings[t], decoding: o.decoding ?? 'cached', tokenShape: chain.tokenShape, fixed });
-        o.onScale?.(t, i);
+        x = denoiseScale(chain.denoisers[t - 1], x, { cond: o.cond, guidance: guidanceAt(o.guidance, t), settings: settings[t], decoding: o.decoding ?? 'cached', tokenShape: chain.tokenShape, fixed, signal: o.signal });
+        o.onScale?.(t, i, x);
       }
     }
     return { tokens: x, seed, settings, repeats };
-  }));
+  })));
 }
 
 export interface EditImageOptions extends EditOptions {
@@ -111,8 +118,8 @@ export function editImage(chain: SamplingChain, stage: FirstStage, image: RGBAIm
   const count = o.count ?? 1;
   if (!(Number.isInteger(count) && count >= 1)) throw new RangeError(`count must be a positive integer, got ${count}`);
   if (o.composite && inChannels !== outCh) throw new Error(`cannot composite: the first stage reads ${inChannels} channels and writes ${outCh}`);
-  const seed = seedGenerator(o.seed); // the 'random' unknown-code remap draws while tokenizing
-  const { pixels: input, x0 } = encodeImage(stage, image);
+  const seed = runSeed(o); // the 'random' unknown-code remap draws while tokenizing
+  const { pixels: input, x0 } = withGenerator(o.generator, () => encodeImage(stage, image));
   const [, h, w] = x0.shape as [number, number, number];
   if (h !== chain.tokenShape[0] || w !== chain.tokenShape[1]) throw new Error(`the first stage makes ${h}×${w} grids but the chain was trained on ${chain.tokenShape.join('×')}`);
   const tokenKeep = tokenMask(keep, R, [h, w]);

@@ -9,11 +9,13 @@
  *   logits — and positions kept in every row are not evaluated at all;
  * - `sample`: the whole chain from uniform noise, optionally returning every x_t (coarse to fine);
  * - settings (temperature, top-k, top-p) apply at every scale, with per-scale overrides;
- * - randomness comes from libtorch's global generator, seeded from `seed` (drawn and reported when
- *   not given), so (seed, batch, settings, threads) reproduce a sample bit for bit.
+ * - randomness comes from the caller's `generator` (torch/random.ts: its own stream, whatever else
+ *   runs meanwhile), else libtorch's global generator seeded from `seed` (drawn and reported when
+ *   not given), so (seed, batch, settings, threads) reproduce a sample bit for bit;
+ * - `signal` is checked before every token, so an aborted run stops within one token.
  */
 import { randomInt } from 'node:crypto';
-import { type Tensor, cat, manualSeed, noGrad, randint, tidy, where, zeros } from '../torch/index.js';
+import { type Generator, type Tensor, cat, manualSeed, noGrad, randint, tidy, where, withGenerator, zeros } from '../torch/index.js';
 import type { Conditioning, Denoiser } from '../chain/index.js';
 import type { Schedule } from '../diffusion/index.js';
 import { drawTokens, resolveSettings, type ScaleSettings } from './filter.js';
@@ -33,13 +35,18 @@ export interface SamplingChain {
   readonly settings?: ScaleSettings;
 }
 
+/** Anything that can say "stop": an AbortSignal, or a flag another thread sets. */
+export type StopSignal = Pick<AbortSignal, 'throwIfAborted'>;
+
 /** What every run of the chain (sample, maskedEdit) takes. */
 export interface RunOptions {
   /** Conditioning tokens [B, condLength] (class ids, caption tokens) for a conditional chain. */
   cond?: Tensor;
   /** Classifier-free guidance (needs `cond`): its scale s and the null conditioning [1 or B, condLength]. */
   guidance?: Guidance;
-  /** Seeds libtorch's generator; a random seed is drawn (and returned) when absent. */
+  /** Every draw comes from this generator (then `seed` is ignored and the generator's is reported). */
+  generator?: Generator;
+  /** Seeds libtorch's global generator; a random seed is drawn (and returned) when absent. */
   seed?: number;
   /** Default 'cached'. */
   decoding?: Decoding;
@@ -47,8 +54,10 @@ export interface RunOptions {
   settings?: ScaleSettings;
   /** … overridden per scale t. */
   scales?: Record<number, ScaleSettings>;
-  /** Called after each scale (and each repeat of an edit). */
-  onScale?: (t: number, repeat: number) => void;
+  /** Called after each scale (and each repeat of an edit) with x_{t-1} [B, H, W] (freed after the call). */
+  onScale?: (t: number, repeat: number, x: Tensor) => void;
+  /** Checked before every token: throwing stops the run. */
+  signal?: StopSignal;
 }
 
 export interface SampleOptions extends RunOptions {
@@ -63,7 +72,8 @@ export interface SampleOptions extends RunOptions {
 export interface SampleResult {
   /** x_0 [B, H, W] int64. */
   tokens: Tensor;
-  seed: number;
+  /** The global generator's seed (absent when the caller's generator drew). */
+  seed?: number;
   /** The settings each scale ran with, by t. */
   settings: Record<number, Required<ScaleSettings>>;
   /** [x_T, …, x_0] when asked for. */
@@ -112,6 +122,7 @@ export interface ScaleOptions {
   /** The grid the model was trained on; a larger x_t is decoded through sliding windows of this size. */
   tokenShape: readonly [number, number];
   fixed?: FixedTokens;
+  signal?: StopSignal;
 }
 
 /** Checks that a chain has one model per scale 1..T on a shared codebook; returns K, T. */
@@ -139,7 +150,12 @@ export function scaleSettings(chain: SamplingChain, o: RunOptions): Record<numbe
   return out;
 }
 
-/** Seeds the generator with `seed`, or a fresh one; returns it. */
+/** Unless the caller brought a generator: seeds the global one with `seed`, or a fresh one, and returns it. */
+export function runSeed(o: Pick<RunOptions, 'generator' | 'seed'>): number | undefined {
+  return o.generator ? undefined : seedGenerator(o.seed);
+}
+
+/** Seeds the global generator with `seed`, or a fresh one; returns it. */
 export function seedGenerator(seed?: number): number {
   const s = seed ?? randomInt(2 ** 31);
   if (!Number.isSafeInteger(s) || s < 0) throw new RangeError(`seed must be a non-negative integer, got ${s}`);
@@ -189,6 +205,7 @@ export function denoiseScale(d: Denoiser, xt: Tensor, o: ScaleOptions): Tensor {
     try {
       for (let n = 0; n < N; n++) {
         if (skip[n]) continue;
+        o.signal?.throwIfAborted();
         tidy(() => {
           let token = drawTokens(logitsAt(n), o.settings); // [B]
           if (fixed) token = where(fixed.keep.select(1, n), fixed.x0.select(1, n), token);
@@ -222,17 +239,17 @@ export function sample(chain: SamplingChain, o: SampleOptions): SampleResult {
   checkCond(chain, o.batch, o.cond);
   const [H, W] = o.grid ?? chain.tokenShape;
   const settings = scaleSettings(chain, o);
-  const seed = seedGenerator(o.seed);
-  return noGrad(() => tidy(() => {
+  const seed = runSeed(o);
+  return withGenerator(o.generator, () => noGrad(() => tidy(() => {
     let x = randint(0, K, [o.batch, H, W], { device: chainDevice(chain) });
     const xs = [x];
     for (let t = T; t >= 1; t--) {
       x = denoiseScale(chain.denoisers[t - 1], x, {
-        cond: o.cond, guidance: guidanceAt(o.guidance, t), settings: settings[t], decoding: o.decoding ?? 'cached', tokenShape: chain.tokenShape,
+        cond: o.cond, guidance: guidanceAt(o.guidance, t), settings: settings[t], decoding: o.decoding ?? 'cached', tokenShape: chain.tokenShape, signal: o.signal,
       });
       xs.push(x);
-      o.onScale?.(t, 0);
+      o.onScale?.(t, 0, x);
     }
     return { tokens: x, seed, settings, intermediates: o.intermediates ? xs : undefined };
-  }));
+  })));
 }

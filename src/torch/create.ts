@@ -2,6 +2,7 @@
 import { native } from './native.js';
 import { type DType, dtypeCode, dtypeOfArray, BYTES } from './dtype.js';
 import { Tensor, op, wrap, type Device } from './tensor.js';
+import { currentGenerator as gen } from './random.js';
 
 export interface CreateOptions {
   dtype?: DType;
@@ -12,7 +13,8 @@ export interface CreateOptions {
 const A = {
   zeros: op('aten::zeros'), ones: op('aten::ones'), full: op('aten::full'), empty: op('aten::empty.memory_format'),
   arange: op('aten::arange.start_step'), linspace: op('aten::linspace'), eye: op('aten::eye'),
-  randn: op('aten::randn'), rand: op('aten::rand'), randint: op('aten::randint.low'), randperm: op('aten::randperm'),
+  randn: op('aten::randn.generator'), rand: op('aten::rand.generator'), randint: op('aten::randint.low_generator'),
+  randperm: op('aten::randperm.generator'),
 };
 
 let defaultDevice: Device = 'cpu';
@@ -98,14 +100,27 @@ export function arange(start: number, end?: number, step = 1, o: CreateOptions =
 export const linspace = (start: number, end: number, steps: number, o: CreateOptions = {}): Tensor =>
   finish(wrap(A.linspace(start, end, steps, dt(o), undefined, o.device ?? defaultDevice)), o);
 export const eye = (n: number, o: CreateOptions = {}): Tensor => finish(wrap(A.eye(n, dt(o), undefined, o.device ?? defaultDevice)), o);
-/** Standard normal draws (global generator: see manualSeed). */
-export const randn = (shape: readonly number[], o: CreateOptions = {}): Tensor => finish(wrap(A.randn([...shape], dt(o), undefined, o.device ?? defaultDevice)), o);
+// Random draws come from the withGenerator scope's generator, else the global one (manualSeed). A
+// scope's generator is a CPU generator: on another device the draw is made on the CPU and moved, so
+// a seed gives the same numbers on every device.
+function draw(device: Device | undefined, fn: (device: Device) => Tensor): Tensor {
+  const d = device ?? defaultDevice;
+  if (d === 'cpu' || !gen()) return fn(d);
+  const t = fn('cpu');
+  const moved = t.to(d);
+  t.dispose();
+  return moved;
+}
+/** Standard normal draws. */
+export const randn = (shape: readonly number[], o: CreateOptions = {}): Tensor =>
+  finish(draw(o.device, (d) => wrap(A.randn([...shape], gen(), dt(o), undefined, d))), o);
 /** Uniform draws in [0, 1). */
-export const rand = (shape: readonly number[], o: CreateOptions = {}): Tensor => finish(wrap(A.rand([...shape], dt(o), undefined, o.device ?? defaultDevice)), o);
+export const rand = (shape: readonly number[], o: CreateOptions = {}): Tensor =>
+  finish(draw(o.device, (d) => wrap(A.rand([...shape], gen(), dt(o), undefined, d))), o);
 /** Integers uniform in [low, high). */
 export const randint = (low: number, high: number, shape: readonly number[], o: CreateOptions = {}): Tensor =>
-  wrap(A.randint(low, high, [...shape], dt(o, 'int64'), undefined, o.device ?? defaultDevice));
-export const randperm = (n: number, o: CreateOptions = {}): Tensor => wrap(A.randperm(n, dt(o, 'int64'), undefined, o.device ?? defaultDevice));
+  draw(o.device, (d) => wrap(A.randint(low, high, [...shape], gen(), dt(o, 'int64'), undefined, d)));
+export const randperm = (n: number, o: CreateOptions = {}): Tensor => draw(o.device, (d) => wrap(A.randperm(n, gen(), dt(o, 'int64'), undefined, d)));
 
 export const zerosLike = (t: Tensor, o: CreateOptions = {}): Tensor => zeros(t.shape, { dtype: t.dtype, device: t.device, ...o });
 export const onesLike = (t: Tensor, o: CreateOptions = {}): Tensor => ones(t.shape, { dtype: t.dtype, device: t.device, ...o });

@@ -5,6 +5,7 @@ export * from './create.js';
 export * from './functional.js';
 export * from './autograd.js';
 export * from './runtime.js';
+export { Generator, withGenerator, mix64, streamSeed } from './random.js';
 export { tidy, scopeDepth } from './scope.js';
 export * from './safetensors.js';
 export { native } from './native.js';

@@ -12,6 +12,11 @@ export interface NativeHandle {
   readonly __nativeTensor: unique symbol;
 }
 
+/** Opaque handle owning one libtorch CPU generator (native/generator.cc). */
+export interface NativeGeneratorHandle {
+  readonly __nativeGenerator: unique symbol;
+}
+
 export interface BlasInfo {
   name: string;
   threads?: number;
@@ -57,6 +62,7 @@ export interface NativeAddon {
   blasInfo(): BlasInfo;
   setBlasThreads(n: number): boolean;
   manualSeed(seed: number): void;
+  newGenerator(seed: bigint): NativeGeneratorHandle;
   setGradEnabled(enabled: boolean): void;
   isGradEnabled(): boolean;
   setAutocast(device: 'cpu' | 'cuda', enabled: boolean, dtype: number, entering: boolean): boolean;

@@ -4,6 +4,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { manualSeed, noGrad, streamSeed } from '../../src/torch/index.js';
+import { EMA } from '../../src/optim/index.js';
+import { saveScaleCheckpoint, chainManifest, writeManifest } from '../../src/chain/index.js';
+import { VQModel, makeConfig, saveVQModel } from '../../src/vqgan/index.js';
 import { encodePng, decodeImage } from '../../src/data/index.js';
 import { loadSamplingChain } from '../../src/sample/index.js';
 import { sampleCommand, editCommand } from '../../src/cli/sample.js';
@@ -32,7 +36,8 @@ test('imagebart sample: PNG grid, coarse-to-fine steps and a sidecar that reprod
   assert.equal((await run(sampleCommand, [...args, '--out', out])).code, 0);
   const side = JSON.parse(readFileSync(join(dir, 'a', 'samples.json'), 'utf8'));
   assert.equal(side.command, 'sample');
-  assert.deepEqual(side.batches, [{ seed: 5, images: 2 }, { seed: 6, images: 1 }]);
+  assert.equal(side.seed, '5', 'seeds are written as decimal strings (64-bit)');
+  assert.deepEqual(side.batches, [{ seed: streamSeed(5n, 0).toString(), images: 2 }, { seed: streamSeed(5n, 1).toString(), images: 1 }]);
   assert.deepEqual(side.settings, { 1: { temperature: 0.9, topK: 8, topP: 1 }, 2: { temperature: 1, topK: 8, topP: 1 } });
   assert.equal(side.chain.ema, true);
   assert.equal(side.decoding, 'cached');
@@ -48,7 +53,7 @@ test('imagebart sample: PNG grid, coarse-to-fine steps and a sidecar that reprod
   assert.equal((await run(sampleCommand, ['--chain', chainFile, '--count', '1', '--grid', '8x6', '--out', big])).code, 0);
   const b = decodeImage(readFileSync(big), big);
   assert.deepEqual([b.width, b.height], [24 + 4, 32 + 4], 'an 8×6-token sample decodes to 32×24 pixels');
-  assert.equal(typeof JSON.parse(readFileSync(join(dir, 'big.json'), 'utf8')).seed, 'number', 'a drawn seed is recorded');
+  assert.match(JSON.parse(readFileSync(join(dir, 'big.json'), 'utf8')).seed, /^\d+$/, 'a drawn seed is recorded');
 
   for (const [bad, why] of [
     [['--temperature', '1,2,3'], /--temperature takes one value or 2/],
@@ -56,6 +61,7 @@ test('imagebart sample: PNG grid, coarse-to-fine steps and a sidecar that reprod
     [['--class', '1'], /this chain is unconditional/],
     [['--grid', 'big'], /--grid must be HxW/],
     [['--top-p', '0'], /top-p must be in \(0, 1\]/],
+    [['--seed', '18446744073709551616'], /--seed must be an integer in \[0, 2\^64\)/],
   ] as const) {
     const r = await run(sampleCommand, ['--chain', chainFile, '--count', '1', '--out', join(dir, 'bad.png'), ...bad]);
     assert.notEqual(r.code, 0);
@@ -75,7 +81,7 @@ test('imagebart edit: named and image masks, compositing, clear errors for files
   assert.equal(r.code, 0, r.err);
   const side = JSON.parse(readFileSync(join(dir, 'edit.json'), 'utf8'));
   // 20×13 is padded to 20×20 (rows 3..15 the picture): its upper half is one row of the 4×4 tokens, the padding is kept
-  assert.deepEqual([side.keptTokens, side.tokens, side.seed, side.composite], [12, 16, 3, true]);
+  assert.deepEqual([side.keptTokens, side.tokens, side.seed, side.composite], [12, 16, '3', true]);
   assert.deepEqual(side.repeats, { 1: 3, 2: 1 });
   const png = decodeImage(readFileSync(out), out);
   assert.deepEqual([png.width, png.height], [5 * 18 + 2, 18 + 2], 'input, masked input, reconstruction and two edits');

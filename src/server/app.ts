@@ -1,0 +1,218 @@
+/**
+ * `imagebart serve`: the editor's HTTP server (fastify). The web page (web/) and its compiled script
+ * are served statically; the API:
+ *
+ * | method | path | answer |
+ * |---|---|---|
+ * | GET  | /api/health | `{ ok, running, queued, workers, maxQueue }` at once, however busy the model is |
+ * | GET  | /api/model | the model (K, T, conditioning, resolution, channels, named masks) and the server's limits |
+ * | GET  | /api/examples | example image names; `/api/examples/NAME` the PNG (the model directory's examples/) |
+ * | POST | /api/sample | JSON settings → a stream of server-sent events: `progress` per scale, then `result` |
+ * | POST | /api/edit | multipart: `image` file, `mask` file (white = keep) or `maskName`, settings fields → events |
+ *
+ * Settings (JSON fields or form fields): count, seed (decimal string, 64-bit), temperature, topK,
+ * topP, class (class chains: an id or 'null') or prompt (text chains), guidance (chains trained with
+ * dropped conditions), and for edits invert, composite, repeats. Errors are JSON `{ error }` with a 4xx
+ * (bad input; 413 too large) or 503 (queue full: retry later); once a stream has started they come
+ * as an `error` event. Closing the connection cancels the request's work within one token.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import fastifyStatic from '@fastify/static';
+import fastifyMultipart from '@fastify/multipart';
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { manifestPath, parseSeed, type ConditioningInfo } from '../pipeline/index.js';
+import { isNamedMask } from '../sample/index.js';
+import { Busy, JobCancelled, JobRejected, ModelPool } from './pool.js';
+import { UploadError, decodeUpload, type ImageLimits } from './upload.js';
+import type { DoneMessage, EditJob, Job, ProgressMessage, SampleJob } from './protocol.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+export interface ServerOptions extends Partial<ImageLimits> {
+  /** Model directory (chain.json, its VQGAN, optionally examples/*.png). */
+  model: string;
+  workers?: number;
+  maxQueue?: number;
+  /** Largest request body in bytes (JSON and multipart alike). */
+  maxBody?: number;
+  /** Most images one request may ask for. */
+  maxCount?: number;
+  /** Log requests (fastify's logger). */
+  logger?: boolean;
+}
+
+export interface EditorServer {
+  app: FastifyInstance;
+  pool: ModelPool;
+  close(): Promise<void>;
+}
+
+const sse = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+const dataUrl = (png: Uint8Array) => `data:image/png;base64,${Buffer.from(png.buffer, png.byteOffset, png.byteLength).toString('base64')}`;
+
+/** A 400 with a message a person can act on. */
+class BadRequest extends Error {
+  readonly statusCode = 400;
+}
+
+const blank = (v: unknown) => (v === '' ? undefined : v);
+const asNumber = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : blank(v));
+/** An optional number field (JSON number or form string) with one message for every way it can be wrong. */
+const numberField = (name: string, rule: string, ok: (x: number) => boolean) => {
+  const error = `${name} must be ${rule}`;
+  return z.preprocess(asNumber, z.number({ error }).refine(ok, { error }).optional());
+};
+
+/**
+ * The settings of a request, for this model: JSON fields and form fields (strings) alike. Conditions
+ * follow the chain: `class` (an id, or 'null' for the null class) for a class chain, `prompt` for a
+ * text chain, neither for an unconditional one; `guidance` needs a chain trained with dropped conditions.
+ */
+function settingsSchema(maxCount: number, c: ConditioningInfo) {
+  const nullable = c.kind !== 'none' && c.nullable;
+  const classes = c.kind === 'class' ? c.classes : 0;
+  const classRule = c.kind === 'class' ? `class must be an integer in 0..${classes - 1}${nullable ? " or 'null'" : ''}` : 'class must be an integer';
+  return z.object({
+    count: numberField('count', `an integer in 1..${maxCount}`, (x) => Number.isInteger(x) && x >= 1 && x <= maxCount),
+    seed: z.preprocess(blank, z.union([z.string(), z.number()], { error: 'seed must be a decimal string' }).optional()).transform((v, ctx) => {
+      if (v === undefined) return undefined;
+      try {
+        return parseSeed(v).toString();
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    }),
+    temperature: numberField('temperature', 'a number in (0, 10]', (x) => x > 0 && x <= 10),
+    topK: numberField('topK', 'a positive integer', (x) => Number.isInteger(x) && x >= 1),
+    topP: numberField('topP', 'a number in (0, 1]', (x) => x > 0 && x <= 1),
+    guidance: numberField('guidance', 'a number in [0, 20]', (x) => x >= 0 && x <= 20)
+      .refine((g) => g === undefined || nullable, { error: `guidance needs a chain trained with dropped conditions; this one is conditioned on ${c.description}` }),
+    class: z.preprocess((v) => (v === 'null' || v === null ? null : asNumber(v)), z.union([z.null(), z.number()], { error: classRule }).optional()),
+    prompt: z.preprocess(blank, z.string({ error: 'prompt must be text' }).max(MAX_PROMPT, { error: `prompt must be at most ${MAX_PROMPT} characters` }).optional()),
+  }).superRefine((v, ctx) => {
+    const issue = (message: string) => ctx.addIssue({ code: 'custom', message });
+    const other = c.kind === 'none' ? 'unconditional' : `conditioned on ${c.description}`;
+    if (v.class !== undefined && c.kind !== 'class') issue(`class given, but this model is ${other}`);
+    if (v.prompt !== undefined && c.kind !== 'text') issue(`prompt given, but this model is ${other}`);
+    if (v.class === undefined && c.kind === 'class') issue(`class is required: this model is ${other}`);
+    if (v.prompt === undefined && c.kind === 'text') issue(`prompt is required: this model is ${other}`);
+    if (c.kind === 'class' && v.class !== undefined && (v.class === null ? !nullable : !(Number.isInteger(v.class) && v.class >= 0 && v.class < classes))) {
+      issue(`${classRule}, got ${JSON.stringify(v.class)}`);
+    }
+  });
+}
+
+const MAX_PROMPT = 300;
+
+/** Settings from JSON or form fields, checked by the model's schema: the same rules for both doors. */
+function readSettings(schema: ReturnType<typeof settingsSchema>, f: Record<string, unknown>): Omit<SampleJob, 'kind'> {
+  const r = schema.safeParse(f);
+  if (!r.success) throw new BadRequest(r.error.issues.map((i) => i.message).join('; '));
+  const v = r.data;
+  return {
+    count: v.count ?? 1, seed: v.seed, temperature: v.temperature, topK: v.topK, topP: v.topP, guidance: v.guidance,
+    condition: v.class !== undefined ? v.class : v.prompt,
+  };
+}
+
+const flag = (v: unknown) => v === true || v === 'true' || v === 'on' || v === '1';
+
+export async function startServer(o: ServerOptions): Promise<EditorServer> {
+  const modelDir = dirname(manifestPath(o.model));
+  const limits: ImageLimits = { maxSide: o.maxSide ?? 2048, maxPixels: o.maxPixels ?? 2048 * 2048 };
+  const maxBody = o.maxBody ?? 8 << 20, maxCount = o.maxCount ?? 16;
+  const pool = await ModelPool.start({ model: o.model, workers: o.workers, maxQueue: o.maxQueue });
+  const info = pool.info;
+  const settings = settingsSchema(maxCount, info.conditioning);
+  const app = Fastify({ logger: o.logger ?? false, bodyLimit: maxBody });
+
+  app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (status >= 500) app.log.error(err);
+    reply.code(status).send({ error: status >= 500 ? `internal error: ${err.message}` : err.message });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no such resource: ${req.method} ${req.url}` }));
+
+  await app.register(fastifyMultipart, { limits: { fileSize: maxBody, files: 2, fields: 20, fieldSize: 1024, parts: 24 } });
+  await app.register(fastifyStatic, { root: join(ROOT, 'web'), prefix: '/', index: 'index.html' });
+  await app.register(fastifyStatic, { root: join(ROOT, 'dist', 'web'), prefix: '/app/', decorateReply: false });
+  const examples = join(modelDir, 'examples');
+  if (existsSync(examples)) await app.register(fastifyStatic, { root: examples, prefix: '/api/examples/', decorateReply: false, index: false, list: false });
+
+  app.get('/api/health', async () => ({ ok: true, running: pool.running, queued: pool.queued, workers: pool.workers, maxQueue: pool.maxQueue }));
+  app.get('/api/model', async () => ({ ...info, manifest: undefined, limits: { ...limits, maxBody, maxCount } }));
+  app.get('/api/examples', async () => ({ examples: existsSync(examples) ? readdirSync(examples).filter((f) => /\.png$/i.test(f)).sort() : [] }));
+
+  /** Queues a job and streams its progress and result as server-sent events; a closed connection cancels it. */
+  async function stream(req: FastifyRequest, reply: FastifyReply, job: Job): Promise<void> {
+    if (pool.running >= pool.workers && pool.queued >= pool.maxQueue) {
+      reply.code(503).header('retry-after', '5').send({ error: `busy: ${pool.running} request(s) running and ${pool.queued} waiting; retry later` });
+      return;
+    }
+    const abort = new AbortController();
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    res.write(sse('queued', { position: pool.queued }));
+    let finished = false;
+    res.on('close', () => { if (!finished) abort.abort(); });
+    const onProgress = (p: ProgressMessage) => res.write(sse('progress', { t: p.t, repeat: p.repeat, done: p.done, total: p.total, images: p.images.map(dataUrl) }));
+    try {
+      const d: DoneMessage = await pool.run(job, { signal: abort.signal, onProgress });
+      res.write(sse('result', { images: d.images.map(dataUrl), input: d.input && dataUrl(d.input), mask: d.mask && dataUrl(d.mask), sidecar: d.sidecar }));
+    } catch (e) {
+      const status = e instanceof JobRejected ? 400 : e instanceof JobCancelled ? 499 : e instanceof Busy ? 503 : 500;
+      if (status === 500) app.log.error(e);
+      if (!res.destroyed) res.write(sse('error', { status, error: (e as Error).message }));
+    } finally {
+      finished = true;
+      res.end();
+    }
+  }
+
+  app.post('/api/sample', async (req, reply) => {
+    if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) throw new BadRequest('the body must be a JSON object of settings');
+    await stream(req, reply, { kind: 'sample', ...readSettings(settings, req.body as Record<string, unknown>) });
+  });
+
+  app.post('/api/edit', async (req, reply) => {
+    if (!req.isMultipart()) throw new BadRequest('an edit is a multipart/form-data upload: an image file, a mask file or maskName, and settings fields');
+    const fields: Record<string, unknown> = {};
+    const files: Record<string, Uint8Array> = {};
+    for await (const part of req.parts()) {
+      if (part.type === 'file') {
+        if (part.fieldname !== 'image' && part.fieldname !== 'mask') throw new BadRequest(`unexpected file field '${part.fieldname}': send 'image' and optionally 'mask'`);
+        files[part.fieldname] = new Uint8Array(await part.toBuffer());
+      } else {
+        fields[part.fieldname] = part.value;
+      }
+    }
+    if (!files.image) throw new BadRequest("no image: send the picture to edit as the file field 'image'");
+    try {
+      const image = decodeUpload(files.image, 'image', limits);
+      let mask: EditJob['mask'];
+      if (files.mask) mask = decodeUpload(files.mask, 'mask', limits);
+      else if (typeof fields.maskName === 'string' && isNamedMask(fields.maskName)) mask = fields.maskName;
+      else throw new BadRequest(`no mask: send a mask image as the file field 'mask' or maskName, one of ${info.masks.join(', ')}`);
+      const repeats = fields.repeats === undefined || fields.repeats === '' ? undefined : Number(fields.repeats);
+      if (repeats !== undefined && !(Number.isInteger(repeats) && repeats >= 1 && repeats <= 10)) throw new BadRequest(`repeats must be an integer in 1..10, got ${JSON.stringify(fields.repeats)}`);
+      const job: EditJob = { kind: 'edit', ...readSettings(settings, fields), image, mask, invert: flag(fields.invert), composite: flag(fields.composite), repeats };
+      await stream(req, reply, job);
+    } catch (e) {
+      if (e instanceof UploadError) throw new BadRequest(e.message);
+      throw e;
+    }
+  });
+
+  return {
+    app, pool,
+    async close() {
+      await app.close();
+      await pool.close();
+    },
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * The editor in a real browser (Debian's chromium, driven by playwright-core) against a real server on
+ * the shipped model: sample, paint a mask with the mouse, edit, check the result, cancel. Screenshots
+ * go to dist/test-artifacts/ (skipped, saying so, where /usr/bin/chromium is not installed).
+ */
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { decodeImage } from '../../src/data/index.js';
+import { serve, untilIdle } from './helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install -y chromium)`;
+const ARTIFACTS = join('dist', 'test-artifacts');
+
+let server: Awaited<ReturnType<typeof serve>>;
+let browser: BrowserContext;
+let page: Page;
+const profile = mkdtempSync(join(tmpdir(), 'imagebart-chromium-'));
+
+before(async () => {
+  if (skip) return;
+  mkdirSync(ARTIFACTS, { recursive: true });
+  server = await serve({ workers: 1 });
+  // a fresh profile (--user-data-dir) per run
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: true, viewport: { width: 1280, height: 860 },
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = browser.pages()[0] ?? (await browser.newPage());
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(server.url);
+  await page.waitForSelector('#examples img.on');
+  assert.deepEqual(errors, []);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  rmSync(profile, { recursive: true, force: true });
+});
+
+/** A data: URL PNG → its pixels (RGBA). */
+const pixels = (url: string) => decodeImage(Buffer.from(url.split(',')[1], 'base64'), 'page image');
+
+test('sample: four images and one intermediate per scale', { skip }, async () => {
+  await page.fill('#seed', '42');
+  await page.click('#sample');
+  await page.waitForFunction(`document.querySelectorAll('#results img[data-role=result]').length === 4 && /done in/.test(document.getElementById('progress-text').textContent)`, undefined, { timeout: 180_000 });
+  assert.equal(await page.locator('#steps img').count(), 3);
+  assert.equal(await page.isVisible('#download-image'), true);
+});
+
+test('edit: paint the upper part with the mouse; the result differs inside the mask and equals the input outside', { skip }, async () => {
+  await page.fill('#count', '2');
+  const box = (await page.locator('#mask-canvas').boundingBox())!;
+  await page.mouse.move(box.x + box.width * 0.1, box.y + box.height * 0.2);
+  await page.mouse.down();
+  for (let i = 1; i <= 10; i++) await page.mouse.move(box.x + box.width * (0.1 + 0.08 * i), box.y + box.height * 0.2, { steps: 2 });
+  for (let i = 1; i <= 10; i++) await page.mouse.move(box.x + box.width * (0.9 - 0.08 * i), box.y + box.height * 0.35, { steps: 2 });
+  await page.mouse.up();
+  await page.click('#edit');
+  await page.waitForFunction(`document.querySelectorAll('#results img[data-role=result]').length === 2 && /done in/.test(document.getElementById('progress-text').textContent)`, undefined, { timeout: 180_000 });
+  await page.screenshot({ path: join(ARTIFACTS, 'editor.png') });
+  const src = (alt: string) => page.getAttribute(`#compare img[alt="${alt}"]`, 'src') as Promise<string>;
+  const input = pixels(await src('input')), mask = pixels(await src('mask (white = kept)')), result = pixels(await src('result 1'));
+  assert.deepEqual([result.width, result.height], [32, 32]);
+  let repainted = 0, changed = 0;
+  for (let p = 0; p < 32 * 32; p++) {
+    const kept = mask.rgba[4 * p] > 127;
+    const diff = Math.abs(result.rgba[4 * p] - input.rgba[4 * p]);
+    if (kept) assert.equal(diff, 0, `kept pixel ${p} equals the input`);
+    else {
+      repainted++;
+      if (diff > 0) changed++;
+    }
+  }
+  assert.ok(repainted > 100 && repainted < 900, `the painted stroke covers part of the picture (${repainted} pixels)`);
+  assert.ok(changed > 0, 'the repainted part is new');
+});
+
+test('cancel: a running edit stops and the server is free again', { skip }, async () => {
+  await page.fill('#count', '16');
+  await page.fill('#repeats', '10');
+  await page.click('#edit');
+  await page.waitForFunction(`/scale \\d of/.test(document.getElementById('progress-text').textContent)`, undefined, { timeout: 180_000 });
+  await page.click('#cancel');
+  await page.waitForFunction(`document.getElementById('progress-text').textContent === 'cancelled'`, undefined, { timeout: 60_000 });
+  await untilIdle(server.url, 10000);
+  assert.equal(await page.isEnabled('#edit'), true);
+  await page.screenshot({ path: join(ARTIFACTS, 'editor-cancelled.png') });
+});
+
+test('an error from the server is shown to the person', { skip }, async () => {
+  await page.fill('#count', '1');
+  await page.fill('#seed', '99999999999999999999999');
+  await page.click('#sample');
+  await page.waitForSelector('#error:not([hidden])');
+  assert.match((await page.textContent('#error-text'))!, /seed must be an integer in \[0, 2\^64\)/);
+  await page.fill('#seed', '');
+});
