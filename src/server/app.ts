@@ -5,12 +5,12 @@
  * | method | path | answer |
  * |---|---|---|
  * | GET  | /api/health | `{ ok, running, queued, workers, maxQueue }` at once, however busy the model is |
- * | GET  | /api/model | the model (K, T, conditioning, resolution, channels, named masks) and the server's limits |
- * | GET  | /api/examples | example image names; `/api/examples/NAME` the PNG (the model directory's examples/) |
+ * | GET  | /api/models | the served models (name, K, T, conditioning, resolution, channels, named masks) and the server's limits |
+ * | GET  | /api/examples/MODEL | a model's example image names; `/api/examples/MODEL/NAME` the PNG (the model directory's examples/) |
  * | POST | /api/sample | JSON settings → a stream of server-sent events: `progress` per scale, then `result` |
  * | POST | /api/edit | multipart: `image` file, `mask` file (white = keep) or `maskName`, settings fields → events |
  *
- * Settings (JSON fields or form fields): count, seed (decimal string, 64-bit), temperature, topK,
+ * Settings (JSON fields or form fields): model (a served model's name; default the first), count, seed (decimal string, 64-bit), temperature, topK,
  * topP, class (class chains: an id or 'null') or prompt (text chains), guidance (chains trained with
  * dropped conditions), and for edits invert, composite, repeats. Errors are JSON `{ error }` with a 4xx
  * (bad input; 413 too large) or 503 (queue full: retry later); once a stream has started they come
@@ -20,7 +20,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import fastifyStatic from '@fastify/static';
 import fastifyMultipart from '@fastify/multipart';
 import { existsSync, readdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { manifestPath, parseSeed, type ConditioningInfo } from '../pipeline/index.js';
@@ -32,8 +32,10 @@ import type { DoneMessage, EditJob, Job, ProgressMessage, SampleJob } from './pr
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 export interface ServerOptions extends Partial<ImageLimits> {
-  /** Model directory (chain.json, its VQGAN, optionally examples/*.png). */
-  model: string;
+  /** Model directories (chain.json, its VQGAN, optionally examples/*.png) or manifests; each is served under its directory's name. */
+  models: string[];
+  /** Where the models run (cpu, cuda, cuda:N). */
+  device?: string;
   workers?: number;
   maxQueue?: number;
   /** Largest request body in bytes (JSON and multipart alike). */
@@ -109,7 +111,7 @@ function settingsSchema(maxCount: number, c: ConditioningInfo) {
 const MAX_PROMPT = 300;
 
 /** Settings from JSON or form fields, checked by the model's schema: the same rules for both doors. */
-function readSettings(schema: ReturnType<typeof settingsSchema>, f: Record<string, unknown>): Omit<SampleJob, 'kind'> {
+function readSettings(schema: ReturnType<typeof settingsSchema>, f: Record<string, unknown>): Omit<SampleJob, 'kind' | 'model'> {
   const r = schema.safeParse(f);
   if (!r.success) throw new BadRequest(r.error.issues.map((i) => i.message).join('; '));
   const v = r.data;
@@ -121,13 +123,36 @@ function readSettings(schema: ReturnType<typeof settingsSchema>, f: Record<strin
 
 const flag = (v: unknown) => v === true || v === 'true' || v === 'on' || v === '1';
 
+/** Each model under its directory's name; two directories of one name are refused. */
+function nameModels(paths: string[]): { name: string; path: string; dir: string }[] {
+  if (paths.length === 0) throw new Error('no model to serve');
+  const out = paths.map((path) => {
+    const dir = dirname(manifestPath(path));
+    return { name: basename(dir), path, dir };
+  });
+  for (const m of out) if (!/^[\w.-]+$/.test(m.name)) throw new Error(`model directory name '${m.name}' must be letters, digits, '.', '_' or '-' (it names the model in URLs)`);
+  const names = out.map((m) => m.name);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice) throw new Error(`two model directories are named '${twice}': each served model needs its own name`);
+  return out;
+}
+
 export async function startServer(o: ServerOptions): Promise<EditorServer> {
-  const modelDir = dirname(manifestPath(o.model));
+  const served = nameModels(o.models);
   const limits: ImageLimits = { maxSide: o.maxSide ?? 2048, maxPixels: o.maxPixels ?? 2048 * 2048 };
   const maxBody = o.maxBody ?? 8 << 20, maxCount = o.maxCount ?? 16;
-  const pool = await ModelPool.start({ model: o.model, workers: o.workers, maxQueue: o.maxQueue });
-  const info = pool.info;
-  const settings = settingsSchema(maxCount, info.conditioning);
+  const pool = await ModelPool.start({ models: served.map(({ name, path }) => ({ name, path })), device: o.device, workers: o.workers, maxQueue: o.maxQueue });
+  const models = new Map(pool.models.map(({ name, info }) => [name, {
+    info, settings: settingsSchema(maxCount, info.conditioning), examples: join(served.find((m) => m.name === name)!.dir, 'examples'),
+  }]));
+  /** The model a request names (field `model`), default the first. */
+  const modelOf = (f: Record<string, unknown>) => {
+    const name = f.model === undefined || f.model === '' ? pool.models[0].name : f.model;
+    const m = typeof name === 'string' ? models.get(name) : undefined;
+    if (!m) throw new BadRequest(`model must be one of ${[...models.keys()].join(', ')}, got ${JSON.stringify(name)}`);
+    return { name: name as string, ...m };
+  };
+  const exampleNames = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => /\.png$/i.test(f)).sort() : []);
   const app = Fastify({ logger: o.logger ?? false, bodyLimit: maxBody });
 
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
@@ -140,12 +165,19 @@ export async function startServer(o: ServerOptions): Promise<EditorServer> {
   await app.register(fastifyMultipart, { limits: { fileSize: maxBody, files: 2, fields: 20, fieldSize: 1024, parts: 24 } });
   await app.register(fastifyStatic, { root: join(ROOT, 'web'), prefix: '/', index: 'index.html' });
   await app.register(fastifyStatic, { root: join(ROOT, 'dist', 'web'), prefix: '/app/', decorateReply: false });
-  const examples = join(modelDir, 'examples');
-  if (existsSync(examples)) await app.register(fastifyStatic, { root: examples, prefix: '/api/examples/', decorateReply: false, index: false, list: false });
+  for (const [name, m] of models) {
+    if (existsSync(m.examples)) await app.register(fastifyStatic, { root: m.examples, prefix: `/api/examples/${name}/`, decorateReply: false, index: false, list: false });
+  }
 
   app.get('/api/health', async () => ({ ok: true, running: pool.running, queued: pool.queued, workers: pool.workers, maxQueue: pool.maxQueue }));
-  app.get('/api/model', async () => ({ ...info, manifest: undefined, limits: { ...limits, maxBody, maxCount } }));
-  app.get('/api/examples', async () => ({ examples: existsSync(examples) ? readdirSync(examples).filter((f) => /\.png$/i.test(f)).sort() : [] }));
+  app.get('/api/models', async () => ({
+    models: pool.models.map(({ name, info }) => ({ name, ...info, manifest: undefined })), limits: { ...limits, maxBody, maxCount },
+  }));
+  app.get<{ Params: { model: string } }>('/api/examples/:model', async (req, reply) => {
+    const m = models.get(req.params.model);
+    if (!m) return reply.code(404).send({ error: `no model named ${JSON.stringify(req.params.model)}: this server has ${[...models.keys()].join(', ')}` });
+    return { examples: exampleNames(m.examples) };
+  });
 
   /** Queues a job and streams its progress and result as server-sent events; a closed connection cancels it. */
   async function stream(req: FastifyRequest, reply: FastifyReply, job: Job): Promise<void> {
@@ -176,7 +208,8 @@ export async function startServer(o: ServerOptions): Promise<EditorServer> {
 
   app.post('/api/sample', async (req, reply) => {
     if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) throw new BadRequest('the body must be a JSON object of settings');
-    await stream(req, reply, { kind: 'sample', ...readSettings(settings, req.body as Record<string, unknown>) });
+    const body = req.body as Record<string, unknown>, model = modelOf(body);
+    await stream(req, reply, { kind: 'sample', ...readSettings(model.settings, body), model: model.name });
   });
 
   app.post('/api/edit', async (req, reply) => {
@@ -192,15 +225,16 @@ export async function startServer(o: ServerOptions): Promise<EditorServer> {
       }
     }
     if (!files.image) throw new BadRequest("no image: send the picture to edit as the file field 'image'");
+    const model = modelOf(fields);
     try {
       const image = decodeUpload(files.image, 'image', limits);
       let mask: EditJob['mask'];
       if (files.mask) mask = decodeUpload(files.mask, 'mask', limits);
       else if (typeof fields.maskName === 'string' && isNamedMask(fields.maskName)) mask = fields.maskName;
-      else throw new BadRequest(`no mask: send a mask image as the file field 'mask' or maskName, one of ${info.masks.join(', ')}`);
+      else throw new BadRequest(`no mask: send a mask image as the file field 'mask' or maskName, one of ${model.info.masks.join(', ')}`);
       const repeats = fields.repeats === undefined || fields.repeats === '' ? undefined : Number(fields.repeats);
       if (repeats !== undefined && !(Number.isInteger(repeats) && repeats >= 1 && repeats <= 10)) throw new BadRequest(`repeats must be an integer in 1..10, got ${JSON.stringify(fields.repeats)}`);
-      const job: EditJob = { kind: 'edit', ...readSettings(settings, fields), image, mask, invert: flag(fields.invert), composite: flag(fields.composite), repeats };
+      const job: EditJob = { kind: 'edit', ...readSettings(model.settings, fields), model: model.name, image, mask, invert: flag(fields.invert), composite: flag(fields.composite), repeats };
       await stream(req, reply, job);
     } catch (e) {
       if (e instanceof UploadError) throw new BadRequest(e.message);

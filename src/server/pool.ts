@@ -6,8 +6,7 @@
  * shared flag so that the worker stops before the next token.
  */
 import { Worker } from 'node:worker_threads';
-import type { ModelInfo } from '../pipeline/index.js';
-import type { DoneMessage, FromWorker, Job, ProgressMessage, ToWorker } from './protocol.js';
+import type { DoneMessage, FromWorker, Job, ProgressMessage, ServedModel, ToWorker } from './protocol.js';
 
 export class Busy extends Error {}
 /** The job's request was wrong (bad image, class, setting): a 4xx. */
@@ -29,8 +28,10 @@ interface Slot {
 }
 
 export interface PoolOptions {
-  /** Model directory or chain manifest. */
-  model: string;
+  /** The models every worker loads: a name and a model directory or chain manifest each. */
+  models: { name: string; path: string }[];
+  /** Where the models run (cpu, cuda, cuda:N). */
+  device?: string;
   workers?: number;
   /** Jobs allowed to wait while every worker is busy. */
   maxQueue?: number;
@@ -43,26 +44,26 @@ export class ModelPool {
   private closed = false;
   readonly maxQueue: number;
 
-  private constructor(readonly info: ModelInfo, maxQueue: number) {
+  private constructor(readonly models: ServedModel[], maxQueue: number) {
     this.maxQueue = maxQueue;
   }
 
-  /** Starts the workers and waits until each has loaded the model. */
+  /** Starts the workers and waits until each has loaded the models. */
   static async start(o: PoolOptions): Promise<ModelPool> {
     const n = o.workers ?? 1;
     const url = new URL('./worker.js', import.meta.url);
-    const workers = Array.from({ length: n }, () => new Worker(url, { workerData: { model: o.model } }));
-    let info: ModelInfo;
+    const workers = Array.from({ length: n }, () => new Worker(url, { workerData: { models: o.models.map((m) => ({ ...m, device: o.device })) } }));
+    let models: ServedModel[];
     try {
-      [info] = await Promise.all(workers.map((w) => new Promise<ModelInfo>((resolve, reject) => {
-        w.once('message', (m: FromWorker) => (m.type === 'ready' ? resolve(m.info) : reject(new Error(m.type === 'failed' ? m.message : 'worker failed to start'))));
+      [models] = await Promise.all(workers.map((w) => new Promise<ServedModel[]>((resolve, reject) => {
+        w.once('message', (m: FromWorker) => (m.type === 'ready' ? resolve(m.models) : reject(new Error(m.type === 'failed' ? m.message : 'worker failed to start'))));
         w.once('error', reject);
       })));
     } catch (e) {
       await Promise.all(workers.map((w) => w.terminate()));
       throw e;
     }
-    const pool = new ModelPool(info, o.maxQueue ?? 8);
+    const pool = new ModelPool(models, o.maxQueue ?? 8);
     for (const worker of workers) pool.attach(worker);
     return pool;
   }

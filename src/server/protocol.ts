@@ -10,6 +10,8 @@ import type { Condition } from '../chain/index.js';
 /** A sample request as JSON carries it (seed as a decimal string). */
 export interface SampleJob {
   kind: 'sample';
+  /** Which of the served models. */
+  model: string;
   count: number;
   seed?: string;
   temperature?: number;
@@ -65,4 +67,10 @@ export interface ErrorMessage {
   message: string;
 }
 
-export type FromWorker = { type: 'ready'; info: ModelInfo } | { type: 'failed'; message: string } | ProgressMessage | DoneMessage | ErrorMessage;
+/** A served model: its name (the directory's) and what a client needs to know of it. */
+export interface ServedModel {
+  name: string;
+  info: ModelInfo;
+}
+
+export type FromWorker = { type: 'ready'; models: ServedModel[] } | { type: 'failed'; message: string } | ProgressMessage | DoneMessage | ErrorMessage;

@@ -1,6 +1,7 @@
 /**
- * A model worker thread: loads the model once (workerData.model), then runs jobs one at a time,
- * posting progress after every scale and the result at the end. Cancellation is a shared flag read
+ * A model worker thread: loads every served model once (workerData.models: name → directory), then
+ * runs jobs one at a time on the model each names, posting progress after every scale and the result
+ * at the end. Cancellation is a shared flag read
  * before every token (protocol.ts).
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -14,10 +15,10 @@ const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m
 const pngs = (images: Pixels[], shape: ImageShape) => images.map((p) => new Uint8Array(pixelsToPng(p, shape)));
 
 useLatencyBoundThreads();
-let model: Pipeline;
+const models = new Map<string, Pipeline>();
 try {
-  model = Pipeline.load(workerData.model as string);
-  post({ type: 'ready', info: model.info });
+  for (const { name, path, device } of workerData.models as { name: string; path: string; device?: string }[]) models.set(name, Pipeline.load(path, { device }));
+  post({ type: 'ready', models: [...models].map(([name, m]) => ({ name, info: m.info })) });
 } catch (e) {
   post({ type: 'failed', message: (e as Error).message });
   process.exit(1);
@@ -28,6 +29,8 @@ function settingsOf(job: Job): RunSettings {
 }
 
 function run(id: number, job: Job, cancel: SharedArrayBuffer): void {
+  const model = models.get(job.model);
+  if (!model) throw new RequestError(`no model named '${job.model}': this server has ${[...models.keys()].join(', ')}`);
   const flag = new Int32Array(cancel);
   const control = {
     signal: { throwIfAborted: () => { if (Atomics.load(flag, 0) !== 0) throw new Aborted('cancelled'); } },

@@ -20,11 +20,13 @@ const example = () => new Blob([new Uint8Array(readFileSync(EXAMPLE))], { type: 
 test('health, model and examples answer', async () => {
   const h = await (await fetch(`${url}/api/health`)).json() as any;
   assert.deepEqual([h.ok, h.running, h.workers], [true, 0, 2]);
-  const m = await (await fetch(`${url}/api/model`)).json() as any;
-  assert.deepEqual([m.T, m.resolution, m.conditioning.kind, m.manifest], [3, 32, 'none', undefined], 'no server path leaks');
-  const { examples } = await (await fetch(`${url}/api/examples`)).json() as any;
+  const { models: [m], limits } = await (await fetch(`${url}/api/models`)).json() as any;
+  assert.deepEqual([m.name, m.T, m.resolution, m.conditioning.kind, m.manifest], ['mnist', 3, 32, 'none', undefined], 'no server path leaks');
+  assert.equal(limits.maxCount, 16);
+  const { examples } = await (await fetch(`${url}/api/examples/mnist`)).json() as any;
   assert.ok(examples.length >= 3);
-  const r = await fetch(`${url}/api/examples/${examples[0]}`);
+  assert.equal((await fetch(`${url}/api/examples/nosuchmodel`)).status, 404);
+  const r = await fetch(`${url}/api/examples/mnist/${examples[0]}`);
   assert.equal(r.headers.get('content-type'), 'image/png');
 });
 
@@ -37,6 +39,7 @@ test('bad requests get a 4xx with a clear message, and the server stays up', asy
     [postJson(`${url}/api/sample`, { temperature: -1 }), 400, /temperature must be/],
     [postJson(`${url}/api/sample`, { seed: '18446744073709551616' }), 400, /seed must be an integer in \[0, 2\^64\)/],
     [postJson(`${url}/api/sample`, { class: 3 }), 400, /unconditional/],
+    [postJson(`${url}/api/sample`, { model: '../mnist' }), 400, /model must be one of mnist, got "\.\.\/mnist"/],
     [fetch(`${url}/api/edit`, { method: 'POST', body: form({ image: new Blob(['hello, not a picture']), maskName: 'center' }) }), 400, /image: not a PNG or JPEG image/],
     [fetch(`${url}/api/edit`, { method: 'POST', body: form({ image: png(300, 10), maskName: 'center' }) }), 400, /image: 300×10 is too large/],
     [fetch(`${url}/api/edit`, { method: 'POST', body: form({ image: png(200, 200), maskName: 'center' }) }), 400, /too large \(at most 256 pixels a side and 16384 pixels in all\)/],
@@ -62,7 +65,7 @@ test('bad requests get a 4xx with a clear message, and the server stays up', asy
 });
 
 test('no file outside the model directory is readable', async () => {
-  for (const path of ['/api/examples/../chain.json', '/api/examples/..%2fchain.json', '/api/examples/%2e%2e/%2e%2e/package.json', '/../package.json', '/app/../../package.json', '/%2e%2e/%2e%2e/etc/passwd']) {
+  for (const path of ['/api/examples/mnist/../chain.json', '/api/examples/mnist/..%2fchain.json', '/api/examples/mnist/%2e%2e/%2e%2e/package.json', '/api/examples/..%2f..%2fpackage.json', '/../package.json', '/app/../../package.json', '/%2e%2e/%2e%2e/etc/passwd']) {
     const r = await fetch(`${url}${path}`);
     const text = await r.text();
     assert.ok(r.status === 403 || r.status === 404, `${path}: ${r.status}`);

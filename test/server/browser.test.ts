@@ -1,6 +1,6 @@
 /**
  * The editor in a real browser (Debian's chromium, driven by playwright-core) against a real server on
- * the shipped model: sample, paint a mask with the mouse, edit, check the result, cancel. Screenshots
+ * the shipped models: sample, paint a mask with the mouse, edit, check the result, cancel. Screenshots
  * go to dist/test-artifacts/ (skipped, saying so, where /usr/bin/chromium is not installed).
  */
 import { test, after, before } from 'node:test';
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { decodeImage } from '../../src/data/index.js';
-import { serve, untilIdle } from './helpers.js';
+import { SHIPPED, serve, untilIdle } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install -y chromium)`;
@@ -24,7 +24,7 @@ const profile = mkdtempSync(join(tmpdir(), 'imagebart-chromium-'));
 before(async () => {
   if (skip) return;
   mkdirSync(ARTIFACTS, { recursive: true });
-  server = await serve({ workers: 1 });
+  server = await serve({ models: [SHIPPED, join(SHIPPED, '..', 'mnist-class')], workers: 1 });
   // a fresh profile (--user-data-dir) per run
   browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM, headless: true, viewport: { width: 1280, height: 860 },
@@ -102,4 +102,21 @@ test('an error from the server is shown to the person', { skip }, async () => {
   await page.waitForSelector('#error:not([hidden])');
   assert.match((await page.textContent('#error-text'))!, /seed must be an integer in \[0, 2\^64\)/);
   await page.fill('#seed', '');
+});
+
+test('choose the class-conditional model: a class and guidance reach the samples', { skip }, async () => {
+  await page.selectOption('#model', 'mnist-class');
+  await page.waitForSelector('#class-label:not([hidden])');
+  assert.equal(await page.isVisible('#guidance-label'), true, 'the chain has a null class: guidance is offered');
+  assert.equal(await page.locator('#class option').count(), 11, 'ten digits and the null class');
+  await page.selectOption('#class', '3');
+  await page.fill('#count', '2');
+  await page.fill('#seed', '7');
+  const result = page.waitForResponse((r) => r.url().endsWith('/api/sample'));
+  await page.click('#sample');
+  assert.equal((await result).status(), 200);
+  await page.waitForFunction(`document.querySelectorAll('#results img[data-role=result]').length === 2 && /done in/.test(document.getElementById('progress-text').textContent)`, undefined, { timeout: 180_000 });
+  const sidecar: any = await page.evaluate(`fetch(document.getElementById('download-settings').href).then((r) => r.json())`);
+  assert.deepEqual([sidecar.conditions, sidecar.guidance, sidecar.request.model], [[3, 3], 2, 'mnist-class']);
+  await page.screenshot({ path: join(ARTIFACTS, 'editor-class.png') });
 });

@@ -6,12 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { events, postJson, serve } from './helpers.js';
 
 const MODEL = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'models', 'mnist-class');
-const server = await serve({ model: MODEL, workers: 1 });
+const server = await serve({ models: [MODEL], workers: 1 });
 after(() => server.close());
 const { url } = server;
 
 test('the model says what it is conditioned on', async () => {
-  const m = await (await fetch(`${url}/api/model`)).json() as any;
+  const { models: [m] } = await (await fetch(`${url}/api/models`)).json() as any;
+  assert.equal(m.name, 'mnist-class');
   assert.deepEqual([m.conditioning.kind, m.conditioning.classes, m.conditioning.nullable], ['class', 10, true]);
 });
 

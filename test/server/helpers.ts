@@ -7,7 +7,7 @@ export const SHIPPED = resolve(dirname(fileURLToPath(import.meta.url)), '..', '.
 export const EXAMPLE = join(SHIPPED, 'examples', 'test-0000-digit-7.png');
 
 export async function serve(o: Partial<ServerOptions> = {}): Promise<EditorServer & { url: string }> {
-  const s = await startServer({ model: SHIPPED, ...o });
+  const s = await startServer({ models: [SHIPPED], ...o });
   const url = await s.app.listen({ port: 0, host: '127.0.0.1' });
   return { ...s, url };
 }

@@ -15,9 +15,9 @@ type Conditioning =
   | { kind: 'class'; classes: number; names?: string[]; nullable: boolean; description: string }
   | { kind: 'text'; length: number; nullable: boolean; description: string };
 interface ModelInfo {
-  K: number; T: number; conditioning: Conditioning; resolution: number; channels: number; masks: string[];
-  limits: { maxCount: number };
+  name: string; K: number; T: number; conditioning: Conditioning; resolution: number; channels: number; masks: string[];
 }
+interface Served { models: ModelInfo[]; limits: { maxCount: number } }
 interface Progress { t: number; repeat: number; done: number; total: number; images: string[] }
 interface Result { images: string[]; input?: string; mask?: string; sidecar: Record<string, unknown> }
 
@@ -66,6 +66,7 @@ async function pollHealth(): Promise<void> {
 
 function settings(): Record<string, string> {
   const s: Record<string, string> = {
+    model: model?.name ?? '',
     temperature: $<HTMLInputElement>('temperature').value,
     topP: $<HTMLInputElement>('topp').value,
     count: $<HTMLInputElement>('count').value,
@@ -327,6 +328,38 @@ async function editClicked(): Promise<void> {
   await run('edit', { body: form }, s);
 }
 
+// ---------- the model ----------
+
+/** Shows a model's conditioning controls, named masks and examples. */
+async function chooseModel(m: ModelInfo): Promise<void> {
+  model = m;
+  const c = m.conditioning;
+  $('model-info').textContent = `T = ${m.T} scales · ${m.K} codes · ${m.resolution}×${m.resolution} ${m.channels === 1 ? 'grey' : 'RGB'}${c.kind === 'none' ? ' · unconditional' : ` · conditioned on ${c.description}`}`;
+  const named = $<HTMLSelectElement>('named-mask');
+  named.replaceChildren(new Option('painted', ''), ...m.masks.map((k) => new Option(k, k)));
+  const select = $<HTMLSelectElement>('class');
+  select.replaceChildren();
+  $('class-label').hidden = c.kind !== 'class';
+  if (c.kind === 'class') {
+    for (let k = 0; k < c.classes; k++) select.append(new Option(c.names ? `${k}: ${c.names[k]}` : String(k), String(k)));
+    if (c.nullable) select.append(new Option('none (unconditional)', 'null'));
+  }
+  $('prompt-label').hidden = c.kind !== 'text';
+  $('guidance-label').hidden = c.kind === 'none' || !c.nullable;
+  const { examples } = await json<{ examples: string[] }>(`/api/examples/${encodeURIComponent(m.name)}`);
+  const box = $('examples');
+  box.replaceChildren();
+  for (const name of examples) {
+    const el = Object.assign(document.createElement('img'), { src: `/api/examples/${encodeURIComponent(m.name)}/${encodeURIComponent(name)}`, alt: name, title: name });
+    el.addEventListener('click', async () => {
+      box.querySelectorAll('img').forEach((x) => x.classList.toggle('on', x === el));
+      await setPicture(await (await fetch(el.src)).blob()).catch((err) => showError((err as Error).message));
+    });
+    box.append(el);
+  }
+  (box.firstElementChild as HTMLElement | null)?.click();
+}
+
 // ---------- start ----------
 
 async function start(): Promise<void> {
@@ -353,36 +386,20 @@ async function start(): Promise<void> {
     document.querySelectorAll('#examples img').forEach((el) => el.classList.remove('on'));
   });
 
+  let served: Served;
   try {
-    model = await json<ModelInfo>('/api/model');
+    served = await json<Served>('/api/models');
   } catch (e) {
-    showError(`cannot reach the model: ${(e as Error).message}`);
+    showError(`cannot reach the server: ${(e as Error).message}`);
     return;
   }
-  const c = model.conditioning;
-  $('model-info').textContent = `T = ${model.T} scales · ${model.K} codes · ${model.resolution}×${model.resolution} ${model.channels === 1 ? 'grey' : 'RGB'}${c.kind === 'none' ? ' · unconditional' : ` · conditioned on ${c.description}`}`;
-  $<HTMLInputElement>('count').max = String(model.limits.maxCount);
-  const named = $<HTMLSelectElement>('named-mask');
-  for (const m of model.masks) named.append(new Option(m, m));
-  if (c.kind === 'class') {
-    $('class-label').hidden = false;
-    const select = $<HTMLSelectElement>('class');
-    for (let k = 0; k < c.classes; k++) select.append(new Option(c.names ? `${k}: ${c.names[k]}` : String(k), String(k)));
-    if (c.nullable) select.append(new Option('none (unconditional)', 'null'));
-  }
-  if (c.kind === 'text') $('prompt-label').hidden = false;
-  if (c.kind !== 'none' && c.nullable) $('guidance-label').hidden = false;
-  const { examples } = await json<{ examples: string[] }>('/api/examples');
-  const box = $('examples');
-  for (const name of examples) {
-    const el = Object.assign(document.createElement('img'), { src: `/api/examples/${encodeURIComponent(name)}`, alt: name, title: name });
-    el.addEventListener('click', async () => {
-      box.querySelectorAll('img').forEach((x) => x.classList.toggle('on', x === el));
-      await setPicture(await (await fetch(el.src)).blob()).catch((err) => showError((err as Error).message));
-    });
-    box.append(el);
-  }
-  (box.firstElementChild as HTMLElement | null)?.click();
+  $<HTMLInputElement>('count').max = String(served.limits.maxCount);
+  const choice = $<HTMLSelectElement>('model');
+  for (const m of served.models) choice.append(new Option(`${m.name} (${m.conditioning.kind === 'none' ? 'unconditional' : m.conditioning.kind})`, m.name));
+  const wanted = new URLSearchParams(location.search).get('model');
+  choice.value = served.models.some((m) => m.name === wanted) ? wanted! : served.models[0].name;
+  choice.addEventListener('change', () => void chooseModel(served.models.find((m) => m.name === choice.value)!));
+  await chooseModel(served.models.find((m) => m.name === choice.value)!);
   void pollHealth();
   setInterval(() => void pollHealth(), 3000);
 }
