@@ -9,6 +9,7 @@
  *
  * A chain directory (--out) holds scale<t>/checkpoint.safetensors per scale and chain.json, the manifest.
  */
+import { Progresses } from './progress.js';
 import type { ParseArgsConfig } from 'node:util';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -426,6 +427,9 @@ function qualityWatcher(q: QualityCheck, scales: number[]): (t: number, line: st
   };
 }
 
+/** A scale trainer's step line (chain/trainer.ts): step, steps, loss. */
+const STEP_LINE = /^scale \d+ step (\d+)\/(\d+) loss ([\d.]+)/;
+
 /** Trains `scales` in child processes, `jobs` at a time; returns the scales that did not finish. */
 async function trainInParallel(v: TrainValues, scales: number[], jobs: number, quality?: QualityCheck): Promise<number[]> {
   const watch = quality && qualityWatcher(quality, scales);
@@ -440,6 +444,14 @@ async function trainInParallel(v: TrainValues, scales: number[], jobs: number, q
   };
   process.on('SIGINT', stop).on('SIGTERM', stop);
   const failed: number[] = [];
+  // on a terminal, one bar per scale (fed by the children's step lines) with their other lines above
+  const bars = process.stderr.isTTY ? new Progresses() : undefined;
+  const show = (t: number, line: string) => {
+    const step = STEP_LINE.exec(line);
+    if (bars && step) bars.get(`scale ${t}`, Number(step[2])).update(Number(step[1]), `loss ${step[3]}`);
+    else if (bars) bars.log(`[scale ${t}] ${line}`);
+    else process.stderr.write(`[scale ${t}] ${line}\n`);
+  };
   try {
     await Promise.all(threads.map(async (n) => {
       for (let t = queue.shift(); t !== undefined && !stopped; t = queue.shift()) {
@@ -450,7 +462,7 @@ async function trainInParallel(v: TrainValues, scales: number[], jobs: number, q
         children.add(child);
         for (const stream of [child.stdout, child.stderr]) {
           createInterface({ input: stream }).on('line', (line) => {
-            process.stderr.write(`[scale ${t}] ${line}\n`);
+            show(t, line);
             watch?.(t, line);
           });
         }
@@ -460,6 +472,7 @@ async function trainInParallel(v: TrainValues, scales: number[], jobs: number, q
       }
     }));
   } finally {
+    bars?.stop();
     process.off('SIGINT', stop).off('SIGTERM', stop);
   }
   return [...failed, ...queue].sort((a, b) => a - b);

@@ -8,6 +8,7 @@
  * completion  N held-out images with a region repainted by the chain.
  * Each prints a table (or --json) and appends one JSON line per result to --log when given.
  */
+import { Progress } from './progress.js';
 import type { ParseArgsConfig } from 'node:util';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -85,7 +86,14 @@ const OPTIONS = {
 type Values = Parsed<typeof OPTIONS>['values'];
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
-const progress = (what: string) => (done: number, total: number) => say(`${what}: ${done}/${total}`);
+/** A progress bar (plain lines off a terminal, JSON lines with --json) fed by an onProgress(done, total) callback. */
+function progress(what: string, json?: boolean) {
+  let bar: Progress | undefined;
+  return (done: number, total: number) => {
+    (bar ??= new Progress(what, total, { json })).update(done);
+    if (done >= total) bar.stop();
+  };
+}
 
 function heldOut(v: Values, resolution: number, channels: 1 | 3): ImageDataset {
   const name = need(v.data, 'data');
@@ -157,7 +165,7 @@ async function referenceCommand(v: Values): Promise<number> {
   const ds = heldOut(v, resolution, inChannels as 1 | 3);
   const records = evaluateReference(classifier, stage, ds, {
     count: integer(v.count, 'count', 2), batchSize: integer(v['batch-size'], 'batch-size', 1), seed: integer(v.seed, 'seed'),
-    onProgress: progress('reference'),
+    onProgress: progress('reference', v.json),
   });
   report(v, records, { vqgan: stagePath ?? v.chain, classifier: v.classifier });
   return 0;
@@ -176,10 +184,10 @@ async function chainCommand(v: Values, completion: boolean): Promise<number> {
     const mask = v.mask ?? 'upper-half';
     if (!isNamedMask(mask)) throw new UsageError(`--mask ${mask}: expected one of ${NAMED_MASKS.join(', ')}`);
     const { resolution, inChannels } = firstStage.config.ddconfig;
-    record = evaluateCompletion(classifier, chain, firstStage, heldOut(v, resolution, inChannels as 1 | 3), { ...common, mask, onProgress: progress('completion') });
+    record = evaluateCompletion(classifier, chain, firstStage, heldOut(v, resolution, inChannels as 1 | 3), { ...common, mask, onProgress: progress('completion', v.json) });
   } else {
     if (v.data !== undefined) throw new UsageError('eval samples compares against the classifier\'s reference statistics: --data is not used');
-    record = evaluateSamples(classifier, chain, firstStage, { ...common, onProgress: progress('samples') });
+    record = evaluateSamples(classifier, chain, firstStage, { ...common, onProgress: progress('samples', v.json) });
   }
   report(v, [record], { chain: chainPath, classifier: v.classifier });
   return 0;

@@ -13,7 +13,8 @@ import { loadClassifier } from '../eval/index.js';
 import { describeConditioning, readManifest, chainFiles, type Condition, type Conditioning } from '../chain/index.js';
 import { decodeImage } from '../data/index.js';
 import { DECODINGS, NAMED_MASKS, isNamedMask, type Decoding, type ScaleSettings } from '../sample/index.js';
-import { Pipeline, RequestError, gridPng, parseSeed, useLatencyBoundThreads } from '../pipeline/index.js';
+import { Pipeline, RequestError, gridPng, manifestPath, parseSeed, useLatencyBoundThreads } from '../pipeline/index.js';
+import { Progress } from './progress.js';
 
 const OUTPUT_RULES = `Outputs: an existing file is never replaced without --force; a path that is one of the run's
 inputs (picture, mask, manifest, model files) is refused, as is a name whose extension is not .png
@@ -60,6 +61,7 @@ Options:
   --no-ema              the training weights instead of the EMA weights
   --force               replace existing output files
   --device D            cpu (default), cuda or cuda:N: where the models run
+  --json                progress as JSON lines on stderr, and the sidecar as one JSON line on stdout
 
 ${SETTINGS_HELP}
 `;
@@ -86,7 +88,7 @@ Options:
   --seed N              seed (default: random, recorded in the sidecar)
   --repeats N[,…]       repeats per scale (default: 3 per scale for geometric schedules, else 5; 1 at scale T)
   --temperature X[,…]  --top-k N[,…]  --top-p X[,…]  --decoding MODE  --class N  --prompt TEXT
-  --guidance S  --no-ema  --force  --device D   as for sample
+  --guidance S  --no-ema  --force  --device D  --json   as for sample
 
 ${SETTINGS_HELP}
 `;
@@ -107,6 +109,7 @@ const COMMON = {
   'no-ema': { type: 'boolean' },
   force: { type: 'boolean' },
   device: { type: 'string' },
+  json: { type: 'boolean' },
 } satisfies ParseArgsConfig['options'];
 
 const SAMPLE_OPTIONS = {
@@ -230,17 +233,28 @@ function rejectionFlags(v: { 'accept-rate'?: string; classifier?: string; grid?:
 
 type Values<O extends NonNullable<ParseArgsConfig['options']>> = Parsed<O>['values'];
 
-/** Progress of a run on stderr, and a note when the first batch says the whole run will be long. */
-function reporter(what: string, count: number) {
+/** Progress of a run (scale runs done, over every batch), and a note when the first one says the whole run will be long. */
+function reporter(what: string, count: number, json?: boolean) {
   const started = performance.now();
-  return (p: { batch: number; batches: number; t: number; repeat: number; done: number; total: number }) => {
-    process.stderr.write(`\r${p.batches > 1 ? `batch ${p.batch + 1}/${p.batches}: ` : ''}scale ${p.t}${p.repeat > 0 ? `, repeat ${p.repeat + 1}` : ''} done (${p.done}/${p.total}) `);
-    if (p.done === 1) warnIfLong(((performance.now() - started) / 1000) * p.total, `${count} ${what}`);
+  let bar: Progress | undefined;
+  return {
+    onProgress: (p: { batch: number; batches: number; t: number; repeat: number; done: number; total: number }) => {
+      bar ??= new Progress(`${count} ${what}`, p.total, { json });
+      bar.update(p.done, `${p.batches > 1 ? `batch ${p.batch + 1}/${p.batches}, ` : ''}scale ${p.t}${p.repeat > 0 ? ` repeat ${p.repeat + 1}` : ''}`);
+      if (p.done === 1 && !json) warnIfLong(((performance.now() - started) / 1000) * p.total, `${count} ${what}`);
+    },
+    stop: () => bar?.stop(),
   };
 }
 
+/** The end of a run: a line for people, or the sidecar on stdout with --json. */
+function finished(json: boolean | undefined, line: string, sidecar: Record<string, unknown>): void {
+  if (json) process.stdout.write(JSON.stringify(sidecar) + '\n');
+  else process.stderr.write(line);
+}
+
 async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
-  const chainPath = need(v.chain, 'chain');
+  const chainPath = manifestPath(need(v.chain, 'chain'));
   const count = integer(v.count, 'count', 1, LIMITS.count) ?? 16;
   const batchSize = integer(v['batch-size'], 'batch-size', 1, LIMITS.batchSize) ?? Math.min(count, 16);
   const nrow = integer(v.nrow, 'nrow', 1) ?? 8;
@@ -250,6 +264,7 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
   const out = v.out ?? 'samples.png';
   const plan = planOutputs(v, chainPath, out, v.intermediates ? [stepsPath(out)] : []);
   const rejection = rejectionFlags(v);
+  const progress = reporter('samples', count, v.json);
   const model = Pipeline.load(chainPath, { ema: !v['no-ema'], device: device(v.device) });
   const T = model.info.T;
   const r = model.sample(
@@ -257,23 +272,24 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
       count, batchSize, seed, scales: settingsFlags(v, T), decoding, grid, intermediates: v.intermediates,
       condition: conditionFlags(v, model.manifest.conditioning), guidance: guidanceFlag(v.guidance, T), rejection,
     },
-    { onProgress: reporter('samples', count) },
+    { onProgress: progress.onProgress },
   );
-  process.stderr.write('\n');
+  progress.stop();
   const files = [out];
   plan.write(out, gridPng(r.images, r.shape, nrow));
   if (r.steps) {
     files.push(stepsPath(out));
     plan.write(files[1], gridPng(r.steps.flat(), r.shape, T + 1));
   }
-  const sidecar = writeSidecar(plan, out, { ...r.sidecar, ...(rejection ? { classifier: resolve(rejection.path) } : {}), files });
+  const record = { ...r.sidecar, ...(rejection ? { classifier: resolve(rejection.path) } : {}), files };
+  const sidecar = writeSidecar(plan, out, record);
   const kept = r.sidecar.rejection ? ` (kept ${r.sidecar.rejection.kept} of ${r.sidecar.rejection.drawn} draws: acceptance rate ${r.sidecar.rejection.acceptRate.toFixed(3)})` : '';
-  process.stderr.write(`${count} samples${kept} in ${r.sidecar.seconds.toFixed(1)} s → ${files.join(', ')} (settings: ${sidecar})\n`);
+  finished(v.json, `${count} samples${kept} in ${r.sidecar.seconds.toFixed(1)} s → ${files.join(', ')} (settings: ${sidecar})\n`, record);
   return 0;
 }
 
 async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
-  const chainPath = need(v.chain, 'chain');
+  const chainPath = manifestPath(need(v.chain, 'chain'));
   const imagePath = need(v.image, 'image');
   const maskArg = need(v.mask, 'mask');
   const count = integer(v.count, 'count', 1, LIMITS.count) ?? 4;
@@ -287,6 +303,7 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
   const plan = planOutputs(v, chainPath, out, [], [['input picture (--image)', imagePath], ['mask (--mask)', isNamedMask(maskArg) ? undefined : maskArg]]);
   const image = decodeImage(readFileSync(imagePath), imagePath);
   const mask = isNamedMask(maskArg) ? maskArg : decodeImage(readFileSync(maskArg), maskArg);
+  const progress = reporter('edits', count, v.json);
   const model = Pipeline.load(chainPath, { ema: !v['no-ema'], device: device(v.device) });
   const T = model.info.T;
   const repeats = perScale(v.repeats, T, 'repeats', (s) => integer(s, 'repeats', 1)!);
@@ -294,16 +311,17 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
     image, mask, invert: v.invert, count, seed, scales: settingsFlags(v, T), decoding, composite: v.composite,
     condition: conditionFlags(v, model.manifest.conditioning), guidance: guidanceFlag(v.guidance, T),
     repeats: Object.keys(repeats).length ? repeats : undefined,
-  }, { onProgress: reporter('edits', count) });
-  process.stderr.write('\n');
+  }, { onProgress: progress.onProgress });
+  progress.stop();
   const row = [r.input, r.masked, r.reconstruction, ...r.images];
   plan.write(out, gridPng(row, r.shape, row.length));
   const s = r.sidecar;
-  const sidecar = writeSidecar(plan, out, {
+  const record = {
     ...s, image: resolve(imagePath), mask: typeof mask === 'string' ? mask : resolve(maskArg),
     layout: 'input, masked input, reconstruction, edits', files: [out],
-  });
-  process.stderr.write(`${count} edits (${s.tokens - s.keptTokens} of ${s.tokens} tokens repainted) in ${s.seconds.toFixed(1)} s → ${out} (settings: ${sidecar})\n`);
+  };
+  const sidecar = writeSidecar(plan, out, record);
+  finished(v.json, `${count} edits (${s.tokens - s.keptTokens} of ${s.tokens} tokens repainted) in ${s.seconds.toFixed(1)} s → ${out} (settings: ${sidecar})\n`, record);
   return 0;
 }
 

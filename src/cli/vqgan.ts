@@ -7,6 +7,7 @@
  * encode  tokenizes a dataset split into a token file for the chain;
  * decode  turns the first grids of a token file back into a PNG grid.
  */
+import { Progress } from './progress.js';
 import type { ParseArgsConfig } from 'node:util';
 import { existsSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
@@ -260,11 +261,13 @@ function encode(v: Values): number {
   const maxImages = integer(v['max-images'], 'max-images', 1);
   if (maxImages !== undefined && maxImages < ds.size) ds = subset(ds, Array.from({ length: maxImages }, (_, i) => i));
   const t0 = performance.now();
+  let bar: Progress | undefined;
   const r = tokenizeDataset(model, ds, out, {
     batchSize: batchSizeFlag(v),
-    onProgress: (done, total) => { if (process.stderr.isTTY) process.stderr.write(`\rencoding ${done}/${total}`); },
+    onProgress: (done, total) => (bar ??= new Progress('encoding', total)).update(done),
   });
-  process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}${r.count} images → ${model.latentSize}×${model.latentSize} grids of ${r.numTokens} token ids in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${out}\n`);
+  bar?.stop();
+  process.stderr.write(`${r.count} images → ${model.latentSize}×${model.latentSize} grids of ${r.numTokens} token ids in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${out}\n`);
   return 0;
 }
 
