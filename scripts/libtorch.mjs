@@ -44,7 +44,9 @@ export function c10dSupport(lt) {
 
 function defines(lt) {
   const c = c10dSupport(lt);
-  return [...(c.gloo ? ['USE_C10D_GLOO'] : []), ...(c.nccl ? ['USE_C10D_NCCL'] : [])];
+  // a pip wheel's libtorch may use the pre-C++11 string ABI: IMAGEBART_CXX11_ABI=0|1 (torch._C._GLIBCXX_USE_CXX11_ABI)
+  const abi = process.env.IMAGEBART_CXX11_ABI;
+  return [...(c.gloo ? ['USE_C10D_GLOO'] : []), ...(c.nccl ? ['USE_C10D_NCCL'] : []), ...(abi === '0' || abi === '1' ? [`_GLIBCXX_USE_CXX11_ABI=${abi}`] : [])];
 }
 
 function libs(lt) {
