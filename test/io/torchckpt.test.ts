@@ -115,6 +115,15 @@ test('views past their storage, size mismatches, truncation and non-checkpoints 
   const cutData = join(dir, 'legacy-cut.ckpt');
   writeFileSync(cutData, full.subarray(0, full.length - 10));
   assert.throws(() => readTorchCheckpoint(cutData), /legacy-cut\.ckpt: storage '2' needs bytes .* truncated/);
+  // a small file whose storages declare 4 GiB: refused against the file's size before anything is allocated
+  const huge = TENSORS.map((t) => (t.key === '0' ? { ...t, numel: 2 ** 30 } : t));
+  const claims = join(dir, 'claims-4gib.ckpt');
+  writeFileSync(claims, legacyBytes(checkpointPickle(huge, true), STORAGES.map((st) => (st.key === '0' ? { ...st, numel: 2 ** 30 } : st))));
+  const rss = process.memoryUsage().rss;
+  assert.throws(() => readTorchCheckpoint(claims), /claims-4gib\.ckpt: storage '0' needs bytes .* truncated/);
+  const zipClaims = zipCheckpoint('zip-claims-4gib.ckpt', { tensors: huge });
+  assert.throws(() => readTorchCheckpoint(zipClaims), /zip-claims-4gib\.ckpt: storage 'ckpt\/data\/0' holds 48 bytes, but 1073741824 float32 elements need 4294967296/);
+  assert.ok(process.memoryUsage().rss - rss < 256 << 20, 'no 4 GiB allocation was attempted');
   const cutPickle = join(dir, 'legacy-cut-pickle.ckpt');
   writeFileSync(cutPickle, full.subarray(0, 300));
   assert.throws(() => readTorchCheckpoint(cutPickle), /legacy-cut-pickle\.ckpt: pickle data ends unexpectedly .* truncated/);
