@@ -1,10 +1,11 @@
 /**
- * Token files: a dataset already encoded by the VQGAN, which the chain trains from.
+ * Token files: a dataset already encoded by the VQGAN (`imagebart vqgan encode`, vqgan/tokens.ts), which
+ * the chain trains from; this is their one reader.
  *
  * A safetensors file with `tokens` (int16, int32, int64 or uint8 [N, h, w], ids in the shrunk
- * codebook) and optionally `labels` ([N] integers). Metadata is free-form strings; the codebook size
- * (a JSON number: `K`, or `num_tokens` as `imagebart vqgan encode` writes it) is checked against the
- * ids when present.
+ * codebook) and optionally `labels` ([N] integers, −1 for unlabelled). Metadata is strings: the codebook
+ * size (a JSON number: `K`, or `num_tokens` as the encoder writes it), checked against the ids when
+ * present; `captions`, `classes` (JSON lists) and `dataset` when the encoder knew them.
  */
 import { type Tensor, loadSafetensors, saveSafetensors } from '../torch/index.js';
 
@@ -17,13 +18,37 @@ export interface TokenSet {
   K?: number;
   /** One caption per grid, when the file has them ('' where an image has none). */
   captions?: string[];
+  /** The dataset's class names, when it has them. */
+  classes?: string[];
+  /** The dataset it was encoded from, when recorded. */
+  dataset?: string;
   metadata: Record<string, string>;
 }
+
+const jsonStrings = (path: string, field: string, text: string | undefined, length?: number): string[] | undefined => {
+  if (text === undefined) return undefined;
+  let list: unknown;
+  try {
+    list = JSON.parse(text);
+  } catch {
+    throw new Error(`token file ${path}: its ${field} are not a JSON list`);
+  }
+  if (!Array.isArray(list) || (length !== undefined && list.length !== length) || list.some((c) => typeof c !== 'string')) {
+    throw new Error(`token file ${path}: ${field} must list ${length === undefined ? '' : `one string per grid (${length}) `}as strings`);
+  }
+  return list as string[];
+};
 
 const INTEGER = new Set(['uint8', 'int16', 'int32', 'int64']);
 
 export function readTokenFile(path: string): TokenSet {
-  const { tensors, metadata } = loadSafetensors(path, { filter: (n) => n === 'tokens' || n === 'labels' });
+  let file: ReturnType<typeof loadSafetensors>;
+  try {
+    file = loadSafetensors(path, { filter: (n) => n === 'tokens' || n === 'labels' });
+  } catch (e) {
+    throw new Error(`cannot read token file ${path}: ${(e as Error).message}`);
+  }
+  const { tensors, metadata } = file;
   const tokens = tensors.get('tokens');
   if (!tokens) throw new Error(`token file ${path}: no 'tokens' tensor`);
   if (!INTEGER.has(tokens.dtype) || tokens.ndim !== 3) {
@@ -36,18 +61,12 @@ export function readTokenFile(path: string): TokenSet {
   const declared = metadata.K ?? metadata.num_tokens;
   const K = declared === undefined ? undefined : Number(declared);
   if (K !== undefined && !(Number.isInteger(K) && K > 0)) throw new Error(`token file ${path}: codebook size K = '${declared}' is not a positive integer`);
-  let captions: string[] | undefined;
-  if (metadata.captions !== undefined) {
-    try {
-      captions = JSON.parse(metadata.captions) as string[];
-    } catch {
-      throw new Error(`token file ${path}: its captions are not a JSON list`);
-    }
-    if (!Array.isArray(captions) || captions.length !== tokens.size(0) || captions.some((c) => typeof c !== 'string')) {
-      throw new Error(`token file ${path}: captions must list one string per grid (${tokens.size(0)})`);
-    }
-  }
-  const set: TokenSet = { tokens: tokens.long(), labels: labels?.long(), K, metadata, ...(captions ? { captions } : {}) };
+  const captions = jsonStrings(path, 'captions', metadata.captions, tokens.size(0));
+  const classes = jsonStrings(path, 'class names', metadata.classes);
+  const set: TokenSet = {
+    tokens: tokens.long(), labels: labels?.long(), K, metadata,
+    ...(captions ? { captions } : {}), ...(classes ? { classes } : {}), ...(metadata.dataset !== undefined ? { dataset: metadata.dataset } : {}),
+  };
   if (set.tokens.numel > 0 && set.tokens.min().item() < 0) throw new Error(`token file ${path}: negative token ids`);
   if (K !== undefined && set.tokens.numel > 0 && set.tokens.max().item() >= K) throw new Error(`token file ${path}: ids reach ${set.tokens.max().item()} but K = ${K}`);
   return set;

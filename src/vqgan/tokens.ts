@@ -6,27 +6,15 @@
  * - `labels`: int64 [N] class ids (−1 where a sample has none), when the dataset is labelled;
  * - metadata: `format`, `num_tokens` (K, the ids are in [0, K)), `dataset`, `classes` and `captions`
  *   (JSON lists, when present) and `vqgan` (the first stage's config JSON).
+ * The chain reads them with chain/tokens.ts's readTokenFile.
  * With the 'random' unknown index (taming's default) a code outside the shrunk codebook gets a random
  * id, so tokenizing is then not deterministic; every other setting is.
  */
-import { Tensor, tensor, tidy, noGrad, saveSafetensors, loadSafetensors } from '../torch/index.js';
+import { Tensor, tensor, tidy, noGrad, saveSafetensors } from '../torch/index.js';
 import { batches, type ImageDataset } from '../data/index.js';
 import type { VQModel } from './model.js';
 
 export const TOKENS_FORMAT = 'imagebart-tokens/1';
-
-export interface TokenFile {
-  /** [N, h, w] int16 or int32 token ids. */
-  tokens: Tensor;
-  /** int64 [N], −1 for unlabelled samples. */
-  labels?: Tensor;
-  captions?: string[];
-  classes?: string[];
-  /** K: ids are in [0, numTokens). */
-  numTokens: number;
-  dataset: string;
-  metadata: Record<string, string>;
-}
 
 /** Encodes every image of `ds` and writes the token file atomically. */
 export function tokenizeDataset(
@@ -67,30 +55,4 @@ export function tokenizeDataset(
   saveSafetensors(path, tensors, metadata);
   for (const t of tensors.values()) t.dispose();
   return { count: ds.size, numTokens };
-}
-
-/** Reads a token file, checking its layout. */
-export function loadTokens(path: string): TokenFile {
-  let file: ReturnType<typeof loadSafetensors>;
-  try {
-    file = loadSafetensors(path);
-  } catch (e) {
-    throw new Error(`cannot read token file ${path}: ${(e as Error).message}`);
-  }
-  const { tensors, metadata } = file;
-  if (metadata.format !== TOKENS_FORMAT) throw new Error(`${path}: not a token file (format ${JSON.stringify(metadata.format)}, expected ${TOKENS_FORMAT})`);
-  const tokens = tensors.get('tokens');
-  if (!tokens || tokens.ndim !== 3 || !['int16', 'int32'].includes(tokens.dtype)) throw new Error(`${path}: 'tokens' must be an int16/int32 [N, h, w] tensor`);
-  const n = tokens.size(0);
-  const labels = tensors.get('labels');
-  if (labels && (labels.dtype !== 'int64' || labels.ndim !== 1 || labels.size(0) !== n)) throw new Error(`${path}: 'labels' must be int64 [${n}]`);
-  const captions = metadata.captions === undefined ? undefined : (JSON.parse(metadata.captions) as string[]);
-  if (captions && captions.length !== n) throw new Error(`${path}: ${captions.length} captions for ${n} token grids`);
-  return {
-    tokens, labels, captions,
-    classes: metadata.classes === undefined ? undefined : (JSON.parse(metadata.classes) as string[]),
-    numTokens: Number(metadata.num_tokens),
-    dataset: metadata.dataset ?? '',
-    metadata,
-  };
 }

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { manualSeed } from '../../src/torch/index.js';
 import { encodePng } from '../../src/data/index.js';
-import { VQModel, makeConfig, saveVQModel, loadTokens } from '../../src/vqgan/index.js';
+import { VQModel, makeConfig, saveVQModel } from '../../src/vqgan/index.js';
+import { readTokenFile } from '../../src/chain/index.js';
 import { vqganCommand } from '../../src/cli/vqgan.js';
 import { convertCommand } from '../../src/cli/convert.js';
 import { fixturePath } from '../io/fixtures.js';
@@ -72,5 +73,5 @@ test('vqgan encode --max-images N tokenizes the first N images only', async () =
   const out = join(outs, 'first5.safetensors');
   const r = await run(vqganCommand, ['encode', '--model', model, '--data', images, '--split', 'all', '--max-images', '5', '--out', out]);
   assert.equal(r.code, 0, r.err);
-  assert.equal(loadTokens(out).tokens.size(0), 5);
+  assert.equal(readTokenFile(out).tokens.size(0), 5);
 });

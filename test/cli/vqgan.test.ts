@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodePng } from '../../src/data/index.js';
 import { vqganCommand } from '../../src/cli/vqgan.js';
-import { loadTokens, TOKENS_FORMAT } from '../../src/vqgan/tokens.js';
+import { TOKENS_FORMAT } from '../../src/vqgan/tokens.js';
+import { readTokenFile } from '../../src/chain/index.js';
 import { saveSafetensors, zeros } from '../../src/torch/index.js';
 import { loadVQModel } from '../../src/vqgan/model.js';
 
@@ -51,9 +52,9 @@ test('vqgan CLI: help, usage errors, and the train → eval → shrink → encod
     assert.equal(await vqganCommand(['shrink', '--model', model, '--data', images, '--split', 'all', '--unknown-index', 'extra', '--out', shrunk]), 0);
     const tokens = join(dir, 'tokens.safetensors');
     assert.equal(await vqganCommand(['encode', '--model', shrunk, '--data', images, '--split', 'all', '--out', tokens]), 0);
-    const file = loadTokens(tokens);
+    const file = readTokenFile(tokens);
     assert.deepEqual(file.tokens.shape, [40, 8, 8]);
-    assert.equal(file.numTokens, loadVQModel(shrunk).numTokens);
+    assert.equal(file.K, loadVQModel(shrunk).numTokens);
     const png = join(dir, 'decoded.png');
     assert.equal(await vqganCommand(['decode', '--model', shrunk, '--tokens', tokens, '--count', '8', '--out', png]), 0);
     assert.ok(existsSync(png));

@@ -9,7 +9,9 @@ import { loadMnist, subset, collate, type ImageDataset } from '../../src/data/in
 import { makeConfig } from '../../src/vqgan/config.js';
 import { VQModel, saveVQModel, loadVQModel } from '../../src/vqgan/model.js';
 import { shrinkOn, shrinkCodebook } from '../../src/vqgan/shrink.js';
-import { tokenizeDataset, loadTokens } from '../../src/vqgan/tokens.js';
+import { tokenizeDataset } from '../../src/vqgan/tokens.js';
+import { readTokenFile } from '../../src/chain/index.js';
+import { readSafetensorsHeader } from '../../src/torch/index.js';
 
 test('shrinking on held-out images: tokens live in [0, K_eff), decode exactly as before, and survive save/load and token files', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vqgan-shrink-'));
@@ -49,10 +51,10 @@ test('shrinking on held-out images: tokens live in [0, K_eff), decode exactly as
 
     const tokPath = join(dir, 'tokens.safetensors');
     assert.deepEqual(tokenizeDataset(loaded, heldOut, tokPath, { batchSize: 20 }), { count: 48, numTokens: used.length + 1 });
-    const file = loadTokens(tokPath);
-    assert.equal(file.tokens.dtype, 'int16');
+    const file = readTokenFile(tokPath);
+    assert.equal(readSafetensorsHeader(tokPath).tensors.get('tokens')!.dtype, 'int16', 'stored as int16 (K fits)');
     assert.deepEqual(file.tokens.shape, [48, 8, 8]);
-    assert.equal(file.numTokens, used.length + 1);
+    assert.equal(file.K, used.length + 1);
     assert.deepEqual(file.classes, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
     assert.deepEqual(file.labels!.toNumbers(), Array.from({ length: 48 }, (_, i) => heldOut.get(i).label));
     assert.equal(file.captions, undefined);
@@ -75,11 +77,11 @@ test('token files keep captions and unlabelled samples', () => {
     }));
     const path = join(dir, 't.safetensors');
     tokenizeDataset(model, ds, path);
-    const file = loadTokens(path);
+    const file = readTokenFile(path);
     assert.deepEqual(file.captions, ['image 0 😀', 'image 1 😀', 'image 2 😀']);
     assert.equal(file.labels, undefined);
     assert.equal(file.dataset, 'captioned');
-    assert.throws(() => loadTokens(join(dir, 'missing.safetensors')), /cannot read token file/);
+    assert.throws(() => readTokenFile(join(dir, 'missing.safetensors')), /cannot read token file/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
