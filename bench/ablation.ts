@@ -75,13 +75,17 @@ function architecture(T: number, t: number): ScaleModelConfig {
 
 interface Prepared { vqgan: string; train: string; test: string; classifier: string; K: number }
 
-/** Stage 1: VQGAN (the shipped one for MNIST), tokens of both splits, feature classifier. */
+/**
+ * Stage 1: VQGAN, tokens of both splits, feature classifier. The VQGAN is the shipped model's (MNIST),
+ * else the one scripts/train-models.sh made for the shipped chain (runs/models/DATA), else one
+ * trained here: the ablation and the shipped model share their first stage.
+ */
 function prepare(data: string): Prepared {
   const dir = join(ROOT, data);
   mkdirSync(dir, { recursive: true });
-  let vqgan = resolve('models/mnist/vqgan.safetensors');
-  if (data !== 'mnist') {
-    vqgan = join(dir, 'vqgan.safetensors');
+  const shared = [resolve(`models/${data}/vqgan.safetensors`), resolve(`runs/models/${data}/vqgan.safetensors`)].find((f) => existsSync(f));
+  const vqgan = shared ?? join(dir, 'vqgan.safetensors');
+  if (!shared) {
     if (!existsSync(vqgan)) {
       imagebart('vqgan', 'train', '--data', data, '--out', join(dir, 'vqgan-run'), '--steps', '3000', '--disc-start', '100000');
       // the used codes are read off training images, so the held-out split stays unseen
@@ -108,7 +112,7 @@ function trainChain(p: Prepared, data: string, T: number, seed: number): string 
     const m = architecture(T, t);
     const flags = m.type === 'gpt' ? ['--gpt-depth', String(m.depth)] : ['--enc-depth', String(m.encoderDepth), '--dec-depth', String(m.decoderDepth)];
     imagebart('chain', 'train', '--tokens', p.train, '--out', dir, '--scale', String(t), '--T', String(T), '--width', String(WIDTH), ...flags,
-      '--steps', String(STEPS), '--batch-size', String(BATCH), '--lr', '6e-4', '--eval-every', '500', '--log-every', '250', '--seed', String(seed));
+      '--steps', String(STEPS), '--batch-size', String(BATCH), '--lr', '6e-4', '--eval-every', '500', '--log-every', '250', '--seed', String(seed), '--autocast');
   }
   writeManifest(manifest, chainManifest({
     vqgan: relative(dir, p.vqgan), remap: null, K: p.K, T, schedule: 'geometric', tokenShape: [8, 8], conditioning: NONE,
