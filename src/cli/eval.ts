@@ -12,7 +12,7 @@ import { Progress } from './progress.js';
 import type { ParseArgsConfig } from 'node:util';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { UsageError, integer, number, need, parseArgs, type Parsed } from './args.js';
+import { UsageError, integer, number, need, parseArgs, probability, type Parsed } from './args.js';
 import { OutputPlan, OutputError } from '../io/output.js';
 import { openDataset, subset, type ImageDataset } from '../data/index.js';
 import { loadSamplingChain, isNamedMask, NAMED_MASKS } from '../sample/index.js';
@@ -54,7 +54,9 @@ Common options:
   --class C           class-conditional chains: balanced (default: every class in turn), null (the null
                       class: unconditional), or a class id; completions: null (default) or label (the
                       true label of each completed image)
-  --guidance S        classifier-free guidance scale (chains trained with --class-dropout)
+  --guidance S        classifier-free guidance scale (chains trained with --cond-dropout)
+  --accept-rate R     samples: classifier rejection sampling — draw count/R, keep the count most likely of
+                      their class (class chains; the record has the realised rate)
   --temperature X  --top-k N  --top-p X   sampling settings of every scale
   --log FILE          append each result as a JSON line
   --json              print the results as JSON
@@ -75,6 +77,7 @@ const OPTIONS = {
   seed: { type: 'string' },
   class: { type: 'string' },
   guidance: { type: 'string' },
+  'accept-rate': { type: 'string' },
   temperature: { type: 'string' },
   'top-k': { type: 'string' },
   'top-p': { type: 'string' },
@@ -178,6 +181,7 @@ async function chainCommand(v: Values, completion: boolean): Promise<number> {
   const common = {
     count: integer(v.count, 'count', 2), batchSize: integer(v['batch-size'], 'batch-size', 1), seed: integer(v.seed, 'seed'),
     classChoice: classChoice(v.class), guidance: number(v.guidance, 'guidance'), settings: settings(v),
+    acceptRate: v['accept-rate'] === undefined ? undefined : probability(v['accept-rate'], 'accept-rate'),
   };
   let record: EvalRecord;
   if (completion) {

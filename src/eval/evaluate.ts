@@ -13,6 +13,7 @@
  *   pixels against the originals, and how often the classifier still sees the true label.
  * Images are drawn by a seeded permutation of the held-out split; every result records N and the seed.
  */
+import { rejectionSample } from './rejection.js';
 import { type Tensor, tensor, noGrad, tidy } from '../torch/index.js';
 import { NONE, describeConditioning, encodeConditions, nullCondition } from '../chain/index.js';
 import { permutation, collate, type ImageDataset } from '../data/index.js';
@@ -42,6 +43,8 @@ export interface ChainEvalOptions extends EvalCommon {
   /** Classifier-free guidance scale (needs the null class); 1 = plain conditional. */
   guidance?: number;
   settings?: ScaleSettings;
+  /** Classifier rejection sampling (class chains): draw count / acceptRate, keep the most likely of their class. */
+  acceptRate?: number;
 }
 
 export interface EvalRecord extends SampleMetrics {
@@ -124,6 +127,7 @@ export function evaluateSamples(classifier: TrainedClassifier, chain: SamplingCh
   const { resolution: R, outCh } = stage.config.ddconfig;
   checkResolution(classifier, outCh, R, 'the chain\'s VQGAN');
   if (guidance !== undefined) nullCondition(chain.conditioning ?? NONE).dispose(); // fails early for chains without a null condition
+  if (o.acceptRate !== undefined) return evaluateAccepted(classifier, chain, stage, { ...o, count, batchSize, seed, classChoice });
   const started = performance.now();
   const set = new FeatureSet(classifier.model);
   for (let s = 0, i = 0; s < count; s += batchSize, i++) {
@@ -139,6 +143,34 @@ export function evaluateSamples(classifier: TrainedClassifier, chain: SamplingCh
   const rec: EvalRecord = {
     kind: 'samples', ...set.metrics(classifier.reference), seed, seconds: (performance.now() - started) / 1000,
     classChoice, ...(guidance !== undefined ? { guidance } : {}), settings: o.settings ?? {},
+  };
+  set.dispose();
+  return rec;
+}
+
+/** N samples kept by classifier rejection sampling (rejection.ts) at `acceptRate`, scored like any samples. */
+function evaluateAccepted(classifier: TrainedClassifier, chain: SamplingChain, stage: FirstStage, o: ChainEvalOptions & Required<Pick<ChainEvalOptions, 'count' | 'batchSize' | 'seed' | 'classChoice'>>): EvalRecord {
+  const { count, batchSize, seed, classChoice, guidance, acceptRate } = o;
+  const { resolution: R, outCh } = stage.config.ddconfig;
+  const refuse = () => new Error('rejection sampling keeps samples of requested classes: give a class-conditional chain and a class choice other than null');
+  if (classChoice === 'null') throw refuse();
+  const requested = conditioning(chain, classChoice, count, 0);
+  requested.cond?.dispose();
+  if (!requested.labels) throw refuse();
+  const started = performance.now();
+  const r = rejectionSample(classifier.model, chain, stage, {
+    labels: requested.labels, acceptRate: acceptRate!, batchSize, seed, settings: o.settings,
+    guidance: guidanceFor(chain, guidance, true), onProgress: o.onProgress,
+  });
+  const set = new FeatureSet(classifier.model);
+  for (let s = 0; s < count; s += batchSize) {
+    const part = r.images.slice(s, s + batchSize);
+    noGrad(() => tidy(() => set.add(tensor(Float32Array.from(part.flatMap((x) => Array.from(x))), [part.length, outCh, R, R]), requested.labels!.slice(s, s + batchSize))));
+  }
+  const rec: EvalRecord = {
+    kind: 'samples', ...set.metrics(classifier.reference), seed, seconds: (performance.now() - started) / 1000, classChoice,
+    ...(guidance !== undefined ? { guidance } : {}), settings: o.settings ?? {},
+    requestedAcceptRate: acceptRate, acceptRate: r.acceptRate, drawn: r.drawn,
   };
   set.dispose();
   return rec;

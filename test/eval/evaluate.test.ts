@@ -86,4 +86,11 @@ test('rejection sampling keeps the most probable samples of each class and repor
   assert.ok(r.scores[0] >= r.thresholds[3] && r.scores[1] >= r.thresholds[3] && r.scores[2] === r.thresholds[7]);
   assert.throws(() => rejectionSample(classifier.model, tinyChain({ K, T: 2, shape: [8, 8] }), stage, { labels, acceptRate: 0.5 }), /class-conditional/);
   assert.throws(() => rejectionSample(classifier.model, chain, stage, { labels, acceptRate: 0 }), /acceptance rate/);
+  // the evaluation of rejection samples: the same draws, scored, with the realised rate recorded
+  const { evaluateSamples } = await import('../../src/eval/index.js');
+  const rec = evaluateSamples(classifier, chain, stage, { count: 4, batchSize: 4, seed: 5, classChoice: 3, acceptRate: 0.5 });
+  assert.deepEqual([rec.n, rec.drawn, rec.acceptRate, rec.requestedAcceptRate], [4, 8, 0.5, 0.5]);
+  const plain = evaluateSamples(classifier, chain, stage, { count: 4, batchSize: 4, seed: 5, classChoice: 3 });
+  assert.ok((rec.accuracy as number) >= (plain.accuracy as number), `keeping the most likely threes cannot lower their accuracy (${rec.accuracy} vs ${plain.accuracy})`);
+  assert.throws(() => evaluateSamples(classifier, chain, stage, { count: 4, classChoice: 'null', acceptRate: 0.5 }), /requested classes/);
 });
