@@ -26,6 +26,8 @@ export interface SampleMetrics {
   confident: number;
   /** Fraction classified as their intended label, when labels were given. */
   accuracy?: number;
+  /** The same per intended label (labels that occur), when labels were given. */
+  classAccuracy?: Record<number, number>;
 }
 
 /** Features and class probabilities of images added batch by batch. */
@@ -75,6 +77,7 @@ export class FeatureSet {
     if (this.labels.length) {
       if (this.labels.length !== this.n) throw new Error('labels were given for some batches only');
       m.accuracy = accuracy(probs, K, this.labels);
+      m.classAccuracy = classAccuracy(probs, K, this.labels);
     }
     return m;
   }
@@ -113,6 +116,18 @@ export function accuracy(probs: Float32Array, K: number, labels: ArrayLike<numbe
   let c = 0;
   for (let i = 0; i < labels.length; i++) if (argmaxRow(probs, i, K) === labels[i]) c++;
   return c / labels.length;
+}
+
+/** Accuracy per intended label: for each label y that occurs, the fraction of its rows classified as y. */
+export function classAccuracy(probs: Float32Array, K: number, labels: ArrayLike<number>): Record<number, number> {
+  const hits = new Map<number, [number, number]>();
+  for (let i = 0; i < labels.length; i++) {
+    const h = hits.get(labels[i]) ?? [0, 0];
+    h[0] += argmaxRow(probs, i, K) === labels[i] ? 1 : 0;
+    h[1]++;
+    hits.set(labels[i], h);
+  }
+  return Object.fromEntries([...hits].sort(([a], [b]) => a - b).map(([y, [c, n]]) => [y, c / n]));
 }
 
 /** L1 and PSNR of `a` against `b` (same-shape CHW arrays in [-1, 1]) over the pixels where `region` is 1. */

@@ -8,7 +8,7 @@ import { manualSeed, randn, tensor, tidy } from '../../src/torch/index.js';
 import { loadMnist, subset } from '../../src/data/index.js';
 import {
   gaussianStats, frechetDistance, trainClassifier, saveClassifier, loadClassifier, FeatureSet,
-  inceptionScore, confidentFraction, accuracy, regionError, type GaussianStats,
+  inceptionScore, confidentFraction, accuracy, classAccuracy, regionError, type GaussianStats,
 } from '../../src/eval/index.js';
 
 const stats = (mu: number[], sigma: number[][]): GaussianStats =>
@@ -51,6 +51,7 @@ test('Inception-like score, confidence, accuracy and region error on known input
   assert.equal(confidentFraction(oneHot, K), 1);
   assert.equal(confidentFraction(new Float32Array(8 * K).fill(1 / K), K), 0);
   assert.equal(accuracy(oneHot, K, [0, 1, 2, 3, 0, 1, 2, 0]), 7 / 8);
+  assert.deepEqual(classAccuracy(oneHot, K, [0, 1, 2, 3, 0, 1, 2, 0]), { 0: 2 / 3, 1: 1, 2: 1, 3: 1 }, 'row 7 (class 3) was meant as a 0');
   const r = regionError(Float32Array.from([0, 1, -1, 0.5]), Float32Array.from([0, 0, 1, 0.5]), [0, 1, 1, 0]);
   assert.equal(r.pixels, 2);
   assert.ok(Math.abs(r.l1 - 1.5) < 1e-9);
