@@ -120,3 +120,18 @@ test('choose the class-conditional model: a class and guidance reach the samples
   assert.deepEqual([sidecar.conditions, sidecar.guidance, sidecar.request.model], [[3, 3], 2, 'mnist-class']);
   await page.screenshot({ path: join(ARTIFACTS, 'editor-class.png') });
 });
+
+test('touch: a finger paints the mask on a touch screen', { skip }, async () => {
+  const phone = await browser.browser()!.newContext({ hasTouch: true, isMobile: true, viewport: { width: 412, height: 915 }, deviceScaleFactor: 2 });
+  const p = await phone.newPage();
+  await p.goto(server.url);
+  await p.waitForSelector('#examples img.on');
+  await p.locator('#mask-canvas').scrollIntoViewIfNeeded();
+  const box = (await p.locator('#mask-canvas').boundingBox())!;
+  const painted = () => p.evaluate(`(() => { const c = document.getElementById('mask-canvas'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; })()`) as Promise<number>;
+  assert.equal(await painted(), 0);
+  await p.touchscreen.tap(box.x + box.width / 2, box.y + box.height / 3);
+  assert.ok((await painted()) > 100, 'a tap leaves a brush dot on the mask');
+  await p.screenshot({ path: join(ARTIFACTS, 'editor-touch.png') });
+  await phone.close();
+});
