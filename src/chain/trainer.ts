@@ -91,6 +91,8 @@ export interface TrainResult {
   /** Over this run, validation and checkpoints included. */
   stepsPerSecond: number;
   checkpoint: string;
+  /** The run was asked to stop (`signal`) before `steps`: its state is saved at `step`. */
+  stopped: boolean;
 }
 
 interface Split {
@@ -166,8 +168,12 @@ export class ScaleTrainer {
 
   get checkpoint(): string { return checkpointPath(this.cfg.out); }
 
-  /** Trains to `steps` (resuming from the checkpoint if present), validating and saving every `evalEvery` steps. */
-  run(): TrainResult {
+  /**
+   * Trains to `steps` (resuming from the checkpoint if present), validating and saving every `evalEvery`
+   * steps. Between steps it yields to the event loop, so a signal handler can abort `signal`: the run then
+   * saves its state at the step it reached and returns `stopped`.
+   */
+  async run(o: { signal?: AbortSignal } = {}): Promise<TrainResult> {
     mkdirSync(this.cfg.out, { recursive: true });
     if (existsSync(this.checkpoint)) this.resume();
     this.dist?.checkSameStep(this.step);
@@ -176,8 +182,14 @@ export class ScaleTrainer {
     const { steps, evalEvery, logEvery, t } = this.cfg;
     const start = performance.now(), startStep = this.step;
     [this.runStart, this.runSecondsBefore] = [start, this.seconds];
-    let last = start, lastStep = this.step;
+    let last = start, lastStep = this.step, stopped = false;
     while (this.step < steps) {
+      await new Promise<void>((go) => setImmediate(go));
+      if (o.signal?.aborted) {
+        stopped = true;
+        if (main) this.save();
+        break;
+      }
       const { loss } = this.trainStep();
       if (this.step % logEvery === 0 || this.step === steps) {
         const now = performance.now();
@@ -192,7 +204,7 @@ export class ScaleTrainer {
       }
     }
     const seconds = (performance.now() - start) / 1000;
-    return { step: this.step, history: this.history, stepsPerSecond: (this.step - startStep) / Math.max(seconds, 1e-9), checkpoint: this.checkpoint };
+    return { step: this.step, history: this.history, stepsPerSecond: (this.step - startStep) / Math.max(seconds, 1e-9), checkpoint: this.checkpoint, stopped };
   }
 
   /** One optimisation step on the step's batch (this rank's shard of it), `accumulate` micro-batches. */

@@ -352,10 +352,23 @@ async function launchScale(v: TrainValues): Promise<number> {
  * Trains one scale in this process: alone, or as one rank of a data-parallel run when torchrun's
  * environment is set (by `--nproc-per-node` or by torchrun itself).
  */
-function trainScale(config: ScaleTrainConfig, timeoutMs: number): number {
+async function trainScale(config: ScaleTrainConfig, timeoutMs: number): Promise<number> {
   const dist = dataParallelFromEnv({ timeoutMs });
   const trainer = new ScaleTrainer(config, { dist });
-  const r = trainer.run();
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+  let r;
+  try {
+    r = await trainer.run({ signal: stop.signal });
+  } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+  }
+  if (r.stopped) {
+    dist?.group.destroy();
+    if (!dist || dist.isMain) process.stderr.write(`scale ${config.t}: stopped at step ${r.step}; checkpoint saved to ${r.checkpoint} (the same command resumes)\n`);
+    return 130;
+  }
   dist?.group.barrier(); // every rank returns once rank 0 has written the last checkpoint
   dist?.group.destroy();
   if (dist && !dist.isMain) return 0;

@@ -60,7 +60,7 @@ test('a manifest written before "conditioning" reads as a class or unconditional
   assert.throws(() => readManifest(path), /field "conditioning.nullable" is missing \(expected boolean\)/);
 });
 
-test('a text-conditional scale learns from captions: the caption tells the grid, dropped captions fall back to the prior', () => {
+test('a text-conditional scale learns from captions: the caption tells the grid, dropped captions fall back to the prior', async () => {
   // grids are all code a (a < 4); the caption names a in words
   const words = ['zero', 'one', 'two', 'three'];
   const M = 600, H = 2, W = 2;
@@ -82,7 +82,7 @@ test('a text-conditional scale learns from captions: the caption tells the grid,
     steps: 150, batchSize: 32, lr: 3e-3, evalEvery: 150, logEvery: 1000,
   }, { log: () => {} });
   assert.equal(trainer.denoiser.shape.condLength, 5);
-  const r = trainer.run();
+  const r = await trainer.run();
   // with the caption the grid is certain (≈ 0 bits); without it, 2 bits for the first token
   assert.ok(r.history.at(-1)!.nll < 0.5, `validation NLL with captions ${r.history.at(-1)!.nll} bits/token`);
   const d = trainer.denoiser.eval();

@@ -1,3 +1,4 @@
+import { readSafetensorsHeader } from '../../src/torch/index.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
@@ -57,13 +58,13 @@ test('token files: int16 on disk, int64 in memory, labels and K read back; bad f
   assert.throws(() => readTokenFile(bad), /but K = 8/);
 });
 
-test('a tiny chain (T=2, K=8) trains: each scale\'s validation NLL falls; checkpoints, manifest and chain NLL', (t) => {
+test('a tiny chain (T=2, K=8) trains: each scale\'s validation NLL falls; checkpoints, manifest and chain NLL', async (t) => {
   const started = performance.now();
   const nll: Record<number, { before: number; after: number; afterEma: number; stepsPerSecond: number }> = {};
   for (const [scale, steps] of [[1, 150], [2, 100]] as const) {
     const trainer = new ScaleTrainer(config(scale, steps), { log: () => {} });
     const before = trainer.validate().nll;
-    const r = trainer.run();
+    const r = await trainer.run();
     const last = r.history.at(-1)!;
     nll[scale] = { before, after: last.nll, afterEma: last.nllEma, stepsPerSecond: r.stepsPerSecond };
     t.diagnostic(`scale ${scale}: val NLL ${before.toFixed(3)} → ${last.nll.toFixed(3)} bits/token (EMA ${last.nllEma.toFixed(3)}), ${r.stepsPerSecond.toFixed(1)} steps/s`);
@@ -93,26 +94,38 @@ test('a tiny chain (T=2, K=8) trains: each scale\'s validation NLL falls; checkp
   t.diagnostic(`training + evaluation took ${((performance.now() - started) / 1000).toFixed(1)} s`);
 });
 
-test('training resumes from its checkpoint; a checkpoint of another model is refused; EMA vs training weights load', () => {
+test('training resumes from its checkpoint; a checkpoint of another model is refused; EMA vs training weights load', async () => {
   const lines: string[] = [];
   const trainer = new ScaleTrainer(config(2, 110, { evalEvery: 5 }), { log: (l) => lines.push(l) });
-  const r = trainer.run();
+  const r = await trainer.run();
   assert.ok(lines.some((l) => /resumed from .* at step 100/.test(l)), lines.join('\n'));
   assert.equal(r.step, 110);
   assert.deepEqual(r.history.map((h) => h.step), [0, 100, 105, 110], "history carried over from the first run");
   assert.equal(trainer.optimizer.step, 110);
   const other = new ScaleTrainer(config(2, 110, { model: { type: 'gpt', dim: 16, heads: 2, depth: 1 } }), { log: () => {} });
-  assert.throws(() => other.run(), /belongs to another scale or model/);
+  await assert.rejects(() => other.run(), /belongs to another scale or model/);
   const path = join(dir, 'scale2', 'checkpoint.safetensors');
   const ema = loadScaleCheckpoint(path).denoiser, raw = loadScaleCheckpoint(path, { ema: false }).denoiser;
   const w = (d: typeof ema) => d.stateDict().get('transformer.head.weight')!;
   assert.ok(noGrad(() => w(ema).sub(w(raw)).abs().max().item()) > 0);
 });
 
-test('class-conditional scales read labels as [t, class, …] prefixes', () => {
+test('a stop request (the signal a SIGTERM handler aborts) saves the step reached, and the run resumes from it', async () => {
+  const out = join(dir, 'stopped');
+  const stop = new AbortController();
+  const trainer = new ScaleTrainer(config(1, 200, { out, logEvery: 10, evalEvery: 1000 }), { log: (l) => { if (/step 30\//.test(l)) stop.abort(); } });
+  const r = await trainer.run({ signal: stop.signal });
+  assert.deepEqual([r.stopped, r.step], [true, 30]);
+  assert.equal(readSafetensorsHeader(r.checkpoint).metadata.step, '30', 'saved at the step it stopped at, not at the last evalEvery');
+  const again = new ScaleTrainer(config(1, 40, { out, logEvery: 10, evalEvery: 1000 }), { log: () => {} });
+  const r2 = await again.run();
+  assert.deepEqual([r2.stopped, r2.step, again.optimizer.step], [false, 40, 40]);
+});
+
+test('class-conditional scales read labels as [t, class, …] prefixes', async () => {
   const trainer = new ScaleTrainer(config(1, 4, { chain: { K, T: 2, schedule: 'geometric', conditioning: { kind: 'class', classes: 4, nullable: false } }, out: join(dir, 'cond1'), evalEvery: 4 }), { log: () => {} });
   assert.equal(trainer.denoiser.shape.condLength, 1);
-  const r = trainer.run();
+  const r = await trainer.run();
   assert.ok(Number.isFinite(r.history[0].nll));
   assert.throws(() => new ScaleTrainer(config(1, 4, { chain: { K, T: 2, schedule: 'geometric', conditioning: { kind: 'class', classes: 2, nullable: false } } })), /labels must lie in 0\.\.1/);
 });

@@ -48,9 +48,9 @@ function coherence(x: Tensor): number {
 const file = stripes();
 
 /** Trains scales 1..T of a chain on the stripes and loads their EMA weights. */
-function train(T: number, models: Record<number, ScaleModelConfig>, steps: Record<number, number>, name: string): SamplingChain {
+async function train(T: number, models: Record<number, ScaleModelConfig>, steps: Record<number, number>, name: string): Promise<SamplingChain> {
   for (let s = 1; s <= T; s++) {
-    new ScaleTrainer({
+    await new ScaleTrainer({
       t: s, chain: { K, T, schedule: 'geometric' }, model: models[s], train: file, valSize: 64, out: join(dir, `${name}${s}`),
       steps: steps[s], batchSize: 32, lr: 3e-3, emaDecay: 0.99, evalEvery: steps[s], logEvery: 1000,
     }, { log: () => {} }).run();
@@ -62,7 +62,7 @@ function train(T: number, models: Record<number, ScaleModelConfig>, steps: Recor
 }
 
 const started = performance.now();
-const chain = train(2, {
+const chain = await train(2, {
   1: { type: 'xtransformer', dim: 32, heads: 2, dimHead: 16, encoderDepth: 1, decoderDepth: 1 },
   2: { type: 'gpt', dim: 32, heads: 2, depth: 1 },
 }, { 1: 150, 2: 100 }, 'chain');
@@ -82,8 +82,8 @@ test('a sliding-window 8×8 sample of a chain trained on 4×4 grids continues th
   assert.ok(window > 0.85 && window > tiles + 0.05, 'the window keeps them going across what would be tile seams');
 });
 
-test('upper-half completion from the lower half: the chain reads the stripes off the lower half, a left-to-right GPT of the same data cannot', (t) => {
-  const gpt = train(1, { 1: { type: 'gpt', dim: 32, heads: 2, depth: 2 } }, { 1: 150 }, 'gpt');
+test('upper-half completion from the lower half: the chain reads the stripes off the lower half, a left-to-right GPT of the same data cannot', async (t) => {
+  const gpt = await train(1, { 1: { type: 'gpt', dim: 32, heads: 2, depth: 2 } }, { 1: 150 }, 'gpt');
   const x0 = tensor(BigInt64Array.from({ length: 64 * 16 }, (_, k) => BigInt((Math.floor(k / 16) + (k % 16 >> 2) + (k % 4)) % K)), [64, 4, 4]);
   const keep = tokenMask(namedMask('upper-half', 16), 16, [4, 4]); // keep the lower two rows
   const upperError = (c: SamplingChain) => maskedEdit(c, x0, keep, { seed: 3 }).tokens.narrow(1, 0, 2).ne(x0.narrow(1, 0, 2)).float().mean().item();
