@@ -18,7 +18,7 @@ import { type Tensor, tensor, noGrad, tidy } from '../torch/index.js';
 import { NONE, describeConditioning, encodeConditions, nullCondition } from '../chain/index.js';
 import { permutation, collate, type ImageDataset } from '../data/index.js';
 import {
-  sample, maskedEdit, decodeTokens, namedMask, tokenMask, type SamplingChain, type FirstStage, type NamedMask, type ScaleSettings, type Guidance,
+  sample, maskedEdit, decodeImages, namedMask, tokenMask, type SamplingChain, type FirstStage, type NamedMask, type ScaleSettings, type Guidance,
 } from '../sample/index.js';
 import type { TrainedClassifier } from './classifier.js';
 import { FeatureSet, regionError, type SampleMetrics } from './metrics.js';
@@ -135,8 +135,7 @@ export function evaluateSamples(classifier: TrainedClassifier, chain: SamplingCh
     noGrad(() => tidy(() => {
       const { cond, labels, guided } = conditioning(chain, classChoice, B, s);
       const r = sample(chain, { batch: B, seed: seed + i, cond, guidance: guidanceFor(chain, guidance, guided), settings: o.settings });
-      const { data } = decodeTokens(stage, r.tokens);
-      set.add(tensor(data, [B, outCh, R, R]).clamp(-1, 1), labels);
+      set.add(decodeImages(stage, r.tokens), labels);
     }));
     o.onProgress?.(Math.min(count, s + B), count);
   }
@@ -201,14 +200,14 @@ export function evaluateCompletion(classifier: TrainedClassifier, chain: Samplin
         : conditioning(chain, (chain.conditioning ?? NONE).kind === 'none' ? 'balanced' : 'null', b.count, 0);
       const keep = tokenMask(keepPixels, R, chain.tokenShape);
       const edit = maskedEdit(chain, x0, keep, { seed: seed + i, cond, guidance: guidanceFor(chain, guidance, guided), settings: o.settings });
-      const { data } = decodeTokens(stage, edit.tokens);
+      const images = decodeImages(stage, edit.tokens), data = images.toFloat32Array();
       const plane = outCh * R * R;
       for (let k = 0; k < b.count; k++) {
         const e = regionError(data.subarray(k * plane, (k + 1) * plane), b.images.subarray(k * plane, (k + 1) * plane), repaint);
         l1 += e.l1;
         psnr += e.psnr;
       }
-      set.add(tensor(data, [b.count, outCh, R, R]).clamp(-1, 1), b.labels);
+      set.add(images, b.labels);
     }));
     done += b.count;
     i++;

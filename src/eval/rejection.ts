@@ -5,9 +5,9 @@
  * exactly the requested share passes, and the realised rate n / drawn is reported beside it.
  * Batch i of the draws comes from its own generator, streamSeed(seed, i) (torch/random.ts).
  */
-import { Generator, streamSeed, tensor, type Tensor } from '../torch/index.js';
+import { Generator, streamSeed } from '../torch/index.js';
 import { encodeConditions, NONE } from '../chain/index.js';
-import { sample, decodeTokens, type SamplingChain, type FirstStage, type Guidance, type ScaleSettings, type StopSignal } from '../sample/index.js';
+import { sample, decodeImages, type SamplingChain, type FirstStage, type Guidance, type ScaleSettings, type StopSignal } from '../sample/index.js';
 import { classifyImages, type FeatureClassifier } from './classifier.js';
 
 export interface RejectionOptions {
@@ -73,8 +73,7 @@ export function rejectionSample(classifier: FeatureClassifier, chain: SamplingCh
       const out = sample(chain, { batch: B, generator, cond, guidance: o.guidance, settings: o.settings, scales: o.scales, signal: o.signal });
       batches.push({ seed: generator.seed.toString(), images: B });
       settings = out.settings;
-      const { data } = decodeTokens(stage, out.tokens);
-      const x: Tensor = tensor(data, [B, outCh, R, R]).clamp(-1, 1);
+      const x = decodeImages(stage, out.tokens), data = x.toFloat32Array();
       const { features, probs } = classifyImages(classifier, x);
       features.dispose();
       x.dispose();

@@ -31,6 +31,11 @@ export function decodeTokens(stage: FirstStage, tokens: Tensor): { data: Float32
   }));
 }
 
+/** Token grids [B, H, W] → images [B, C, f·H, f·W] on the CPU, clamped to [-1, 1] (as they are written and scored). */
+export function decodeImages(stage: FirstStage, tokens: Tensor): Tensor {
+  return noGrad(() => tidy(() => stage.decodeIndices(tokens.to(stage.device ?? 'cpu')).clamp(-1, 1).to('cpu')));
+}
+
 /**
  * An image of any size → the first stage's input (padded to a square with its own border colour,
  * then resized to R×R: the geometry `fitMask` gives its mask) and its tokens x0 [1, h, w].
