@@ -117,7 +117,7 @@ test('choose the class-conditional model: a class and guidance reach the samples
   assert.equal((await result).status(), 200);
   await page.waitForFunction(`document.querySelectorAll('#results img[data-role=result]').length === 2 && /done in/.test(document.getElementById('progress-text').textContent)`, undefined, { timeout: 180_000 });
   const sidecar: any = await page.evaluate(`fetch(document.getElementById('download-settings').href).then((r) => r.json())`);
-  assert.deepEqual([sidecar.conditions, sidecar.guidance, sidecar.request.model], [[3, 3], 2, 'mnist-class']);
+  assert.deepEqual([sidecar.conditions, sidecar.guidance, sidecar.request.model], [[3, 3], 1.5, 'mnist-class']);
   await page.screenshot({ path: join(ARTIFACTS, 'editor-class.png') });
 });
 

@@ -365,7 +365,7 @@ async function chooseModel(m: ModelInfo): Promise<void> {
 async function start(): Promise<void> {
   bindOutput('temperature', 'temperature-out');
   bindOutput('topp', 'topp-out');
-  bindOutput('guidance', 'guidance-out', 1);
+  bindOutput('guidance', 'guidance-out');
   bindOutput('brush', 'brush-out', 0);
   setupBrush();
   $('tool-paint').addEventListener('click', () => { tool = 'paint'; $('tool-paint').classList.add('on'); $('tool-erase').classList.remove('on'); });
