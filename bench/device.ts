@@ -58,7 +58,8 @@ for (const [batch, autocast] of [[32, false], [128, false], [128, true]] as cons
   for (const d of devices) values[d] = trainStepMs(d, batch, autocast);
   rows.push({ workload: `train step, batch ${batch}${autocast ? ', bf16 autocast' : ''}`, unit: 'ms', values });
 }
-useLatencyBoundThreads();
+const trainThreads = T.getThreads();
+useLatencyBoundThreads(); // token-by-token sampling: one thread per pool, as the CLI and server sample
 rows.push({ workload: 'sample 64 images (mnist-class, guidance 2)', unit: 's', values: Object.fromEntries(devices.map((d) => [d, sampleSeconds(d)])) });
 rmSync(dir, { recursive: true, force: true });
 
@@ -68,4 +69,4 @@ for (const r of rows) {
   const cells = devices.map((d) => `${r.values[d].toFixed(r.unit === 'ms' ? 1 : 2)} ${r.unit}`);
   console.log(`| ${r.workload} | ${cells.join(' | ')} |${devices.length > 1 ? ` ${(r.values.cpu / r.values.cuda).toFixed(1)}× |` : ''}`);
 }
-writeResult(args.out!, { devices, cuda: devices.includes('cuda') ? { count: T.cudaDeviceCount() } : null, steps: STEPS, threads: T.getThreads(), rows });
+writeResult(args.out!, { devices, cuda: devices.includes('cuda') ? { count: T.cudaDeviceCount() } : null, steps: STEPS, threads: { train: trainThreads, sample: T.getThreads() }, rows });
