@@ -357,6 +357,7 @@ function trainScale(config: ScaleTrainConfig, timeoutMs: number): number {
   const trainer = new ScaleTrainer(config, { dist });
   const r = trainer.run();
   dist?.group.barrier(); // every rank returns once rank 0 has written the last checkpoint
+  trainer.dispose();
   dist?.group.destroy();
   if (dist && !dist.isMain) return 0;
   const params = trainer.denoiser.numParameters();
