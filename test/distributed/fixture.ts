@@ -1,6 +1,7 @@
 /**
  * Shared by the distributed tests and the rank processes they start: a tiny encoder-decoder scale and
- * one optimisation step of it on a fixed batch (or a slice of it), and the helpers that start ranks.
+ * one optimisation step of it on a fixed batch (or a slice of it), one step of a tiny VQGAN, and the
+ * helpers that start ranks.
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -10,6 +11,10 @@ import { makeSchedule, forwardChain, posterior, denoisingLoss } from '../../src/
 import { createDenoiser, type Denoiser } from '../../src/chain/index.js';
 import { AdamW, EMA, clipGradNorm } from '../../src/optim/index.js';
 import type { DataParallel, GradientSync } from '../../src/distributed/index.js';
+import { loadMnist, subset } from '../../src/data/index.js';
+import { makeConfig } from '../../src/vqgan/config.js';
+import { DEFAULT_LOSS } from '../../src/vqgan/loss.js';
+import { VQGANTrainer } from '../../src/vqgan/trainer.js';
 
 export const BATCH = 8;
 
@@ -63,6 +68,33 @@ export function tinyStep(start: number, length: number, o: { initSeed?: number; 
   ema.update();
   for (const [n, p] of model.namedParameters()) out[`weight.${n}`] = p.detach().clone();
   for (const [n, s] of ema.shadow) out[`ema.${n}`] = s.clone();
+  return out;
+}
+
+/**
+ * One step of a tiny VQGAN (test/vqgan's: 16×16 MNIST, 32 codes) on this trainer's batch of step 0
+ * (`batchSize` images; with `dist`, this rank's shard), the discriminator on from `discStart`.
+ * Returns the autoencoder's and discriminator's gradients and new weights, by name.
+ */
+export function tinyVQGANStep(outDir: string, o: { batchSize: number; discStart: number; dist?: DataParallel }): Record<string, Tensor> {
+  const train = subset(loadMnist({ split: 'train', resolution: 16 }), Array.from({ length: 64 }, (_, i) => i));
+  const trainer = new VQGANTrainer({
+    model: makeConfig({
+      ddconfig: { resolution: 16, inChannels: 1, outCh: 1, ch: 16, chMult: [1, 2], numResBlocks: 1, attnResolutions: [], zChannels: 8, doubleZ: false, dropout: 0, normGroups: 8 },
+      nEmbed: 32, embedDim: 8,
+    }),
+    loss: { ...DEFAULT_LOSS, discStart: o.discStart, discNumLayers: 2, discNdf: 16 },
+    lr: 2e-3, batchSize: o.batchSize, steps: 1, seed: 0, logEvery: 1, sampleEvery: 100, valEvery: 100, checkpointEvery: 100, valImages: 8,
+  }, { outDir, train, dist: o.dist, write: () => {} });
+  tidy(() => { trainer.trainStep(trainer.batchAt(0)); });
+  trainer.dispose();
+  const out: Record<string, Tensor> = {};
+  for (const [part, m] of [['model', trainer.model], ['disc', trainer.loss.discriminator]] as const) {
+    for (const [n, p] of m.namedParameters()) {
+      if (p.grad) out[`grad.${part}.${n}`] = p.grad.clone();
+      out[`weight.${part}.${n}`] = p.detach().clone();
+    }
+  }
   return out;
 }
 

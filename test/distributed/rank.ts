@@ -4,6 +4,7 @@
  *               initialised differently: the broadcast must fix it) through a Reducer of small buckets;
  *               results to OUT (safetensors); rank 0 prints the Reducer's buckets and last timeline
  *   accumulate  tinyStep on this rank's half in two micro-batches (the first not synced); results to OUT
+ *   vqgan       tinyVQGANStep of batch 8 per rank, discriminator off (OUT) and on (OUT with .disc)
  *   die         after one all-reduce, rank 1 exits; rank 0's next all-reduce must fail
  *   hang        rank 1 joins, then sleeps without taking part; rank 0's all-reduce must time out
  *   die-backward  after one synced backward through a Reducer, rank 1 exits; rank 0's next synced
@@ -12,7 +13,8 @@
  */
 import { tensor, saveSafetensors } from '../../src/torch/index.js';
 import { ProcessGroup, DataParallel, Reducer, launchEnv, type GradientSync } from '../../src/distributed/index.js';
-import { tinyScale, tinyStep, BATCH } from './fixture.js';
+import { tinyScale, tinyStep, tinyVQGANStep, BATCH } from './fixture.js';
+import { dirname } from 'node:path';
 
 const [mode, out] = process.argv.slice(2);
 const env = launchEnv()!;
@@ -36,6 +38,10 @@ if (mode === 'step') {
 } else if (mode === 'accumulate') {
   const half = BATCH / W;
   saveSafetensors(out!, tinyStep(r * half, half, { dist: new DataParallel(group), micro: 2 }));
+} else if (mode === 'vqgan') {
+  const dist = new DataParallel(group);
+  saveSafetensors(out!, tinyVQGANStep(dirname(out!), { batchSize: 8, discStart: 1_000_000, dist }));
+  saveSafetensors(`${out!}.disc`, tinyVQGANStep(dirname(out!), { batchSize: 8, discStart: 0, dist }));
 } else if (mode === 'die-backward') {
   const dist = new DataParallel(group);
   const { model, loss } = tinyScale({ dist });
