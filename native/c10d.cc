@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <type_traits>
 #include <unordered_set>
 #endif
 
@@ -81,16 +82,20 @@ static std::string LocalAddressTowards(const std::string& host, int port) {
   return buf;
 }
 
-static Group* GroupFrom(const Napi::Value& v) {
+// The T behind a handle tagged `tag`: a TypeError for anything else, an Error once it was freed.
+template <class T>
+static T* Unwrap(const Napi::Value& v, const napi_type_tag& tag, const char* what, const char* freed) {
   bool ok = false;
-  if (v.IsObject() && napi_check_object_type_tag(v.Env(), v, &kGroupTag, &ok) == napi_ok && ok) {
+  if (v.IsObject() && napi_check_object_type_tag(v.Env(), v, &tag, &ok) == napi_ok && ok) {
     void* p = nullptr;
     napi_unwrap(v.Env(), v, &p);
-    if (p) return static_cast<Group*>(p);
-    throw Napi::Error::New(v.Env(), "c10d: the process group was destroyed");
+    if (p) return static_cast<T*>(p);
+    throw Napi::Error::New(v.Env(), std::string("c10d: the ") + what + " was " + freed);
   }
-  throw Napi::TypeError::New(v.Env(), "c10d: expected a process group");
+  throw Napi::TypeError::New(v.Env(), std::string("c10d: expected a ") + what);
 }
+
+static Group* GroupFrom(const Napi::Value& v) { return Unwrap<Group>(v, kGroupTag, "process group", "destroyed"); }
 
 static std::vector<at::Tensor> TensorList(const Napi::Value& v) {
   if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), "c10d: expected an array of tensors");
@@ -258,6 +263,29 @@ class OpenReducer : public c10d::Reducer {
   c10::optional<int64_t> at(c10d::Timer::Event e) const { return timer_ ? timer_->getTimestamp(e) : c10::nullopt; }
 };
 
+// The Reducer's constructor as this libtorch declares it: libtorch 1.13 to 2.x (bucket size limits
+// given), later ones (no limits; then the flags skip_all_reduce_unused_params and use_python_reducer,
+// both off, and an empty per-bucket cap list). gradient_as_bucket_view off.
+template <class R>
+static std::unique_ptr<R> MakeReducer(std::vector<at::Tensor> params, std::vector<std::vector<size_t>> buckets, std::vector<size_t> limits,
+                                      c10::intrusive_ptr<c10d::ProcessGroup> pg, std::vector<bool> sparse, int64_t cap, bool findUnused,
+                                      std::unordered_map<size_t, std::string> names, int64_t first) {
+  using Params = std::vector<at::Tensor>;
+  using Buckets = std::vector<std::vector<size_t>>;
+  using Pg = c10::intrusive_ptr<c10d::ProcessGroup>;
+  using Names = std::unordered_map<size_t, std::string>;
+  if constexpr (std::is_constructible_v<R, Params, Buckets, std::vector<size_t>, Pg, std::vector<bool>, int64_t, bool, bool, Names, int64_t>) {
+    return std::make_unique<R>(std::move(params), std::move(buckets), std::move(limits), std::move(pg), std::move(sparse), cap, findUnused, false, std::move(names), first);
+  } else if constexpr (std::is_constructible_v<R, Params, Buckets, Pg, std::vector<bool>, int64_t, bool, bool, Names, int64_t>) {
+    return std::make_unique<R>(std::move(params), std::move(buckets), std::move(pg), std::move(sparse), cap, findUnused, false, std::move(names), first);
+  } else if constexpr (std::is_constructible_v<R, Params, Buckets, Pg, std::vector<bool>, int64_t, bool, bool, Names, int64_t, bool, bool>) {
+    return std::make_unique<R>(std::move(params), std::move(buckets), std::move(pg), std::move(sparse), cap, findUnused, false, std::move(names), first, false, false);
+  } else {
+    return std::make_unique<R>(std::move(params), std::move(buckets), std::move(pg), std::move(sparse), cap, findUnused, false, std::move(names), first, false, false,
+                               std::vector<int64_t>{});
+  }
+}
+
 struct ReducerBox {
   std::unique_ptr<OpenReducer> r;
   std::string where;
@@ -266,16 +294,7 @@ struct ReducerBox {
 
 static const napi_type_tag kReducerTag = {0x3d7a9c21e84f4b06ULL, 0xa51f02c6b39d4e87ULL};
 
-static ReducerBox* ReducerFrom(const Napi::Value& v) {
-  bool ok = false;
-  if (v.IsObject() && napi_check_object_type_tag(v.Env(), v, &kReducerTag, &ok) == napi_ok && ok) {
-    void* p = nullptr;
-    napi_unwrap(v.Env(), v, &p);
-    if (p) return static_cast<ReducerBox*>(p);
-    throw Napi::Error::New(v.Env(), "c10d: the reducer was disposed");
-  }
-  throw Napi::TypeError::New(v.Env(), "c10d: expected a reducer");
-}
+static ReducerBox* ReducerFrom(const Napi::Value& v) { return Unwrap<ReducerBox>(v, kReducerTag, "reducer", "disposed"); }
 
 static void DeleteReducer(ReducerBox* b) {
   try {
@@ -318,8 +337,7 @@ IB_FN(CreateReducer) {
     std::tie(buckets, limits) = c10d::compute_bucket_assignment_by_size(params, {static_cast<size_t>(first), static_cast<size_t>(cap)}, sparse);
     std::reverse(buckets.begin(), buckets.end());
     std::reverse(limits.begin(), limits.end());
-    box->r = std::make_unique<OpenReducer>(params, std::move(buckets), std::move(limits), g->pg, sparse, cap, findUnused,
-                                           /*gradient_as_bucket_view=*/false, std::move(names), first);
+    box->r = MakeReducer<OpenReducer>(params, std::move(buckets), std::move(limits), g->pg, sparse, cap, findUnused, std::move(names), first);
     box->r->set_ddp_runtime_logging_sample_rate(1);
     Napi::Object handle = Napi::Object::New(info.Env());
     napi_type_tag_object(info.Env(), handle, &kReducerTag);

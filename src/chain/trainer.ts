@@ -165,9 +165,10 @@ export class ScaleTrainer {
     this.valSet = { ...val, xtm1: xs[t - 1].keep(), xt: xs[t].keep() };
     this.optimizer = new AdamW(this.denoiser.decayGroups(this.cfg.weightDecay), { lr: this.cfg.lr, betas: [0.9, 0.95] });
     this.ema = new EMA(this.denoiser, this.cfg.emaDecay);
-    // The encoder-decoder's encoder keeps an output head its loss never reaches: DDP's find_unused_parameters.
+    // The encoder-decoder models' encoder keeps an output head (to_logits, a key of the official
+    // checkpoints) that the loss never reaches: DDP's find_unused_parameters for them; GPT uses every parameter.
     const trained = new Set(this.optimizer.params);
-    this.gradSync = this.dist?.gradientSync(this.denoiser.namedParameters().filter(([, p]) => trained.has(p)), { findUnusedParameters: true });
+    this.gradSync = this.dist?.gradientSync(this.denoiser.namedParameters().filter(([, p]) => trained.has(p)), { findUnusedParameters: this.cfg.model.type !== 'gpt' });
     this.lrAt = warmupCosine({ base: this.cfg.lr, warmup: this.cfg.warmup, total: this.cfg.steps, min: this.cfg.minLr });
   }
 
