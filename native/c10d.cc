@@ -245,16 +245,19 @@ IB_FN(DestroyGroup) {
 //    param.grad (a parameter no rank's loss reached keeps none);
 //  - micro-batches of gradient accumulation (DDP's no_sync) skip prepare_for_backward: the hooks then
 //    return at once and the gradients add up locally until the synced backward of the last one.
-// Bucket rebuilding (DDP re-buckets once by the order gradients arrived in) is off: it happens only
-// without findUnusedParameters, and the buckets stay those computed here. gradient_as_bucket_view
-// is off (gradients are copied in and out of the buckets, as DDP's default). Runtime stats are
+// Bucket rebuilding is off: DDP (without find_unused_parameters) records the order gradients arrive
+// in during every synced backward until its forward calls rebuild_buckets, which re-buckets by that
+// order once; here the Reducer is told at once that it has rebuilt, so it records nothing and the
+// buckets stay those computed here. gradient_as_bucket_view is off (gradients are copied in and out
+// of the buckets, as DDP's default). Runtime stats are
 // recorded every iteration (sample rate 1) so that each step's timeline can be read.
 
-// c10d::Reducer with read access to what it records: its buckets, its timer, and whether the last
-// synced backward pass reached its final callback.
+// c10d::Reducer with read access to what it records (its buckets, its timer, whether the last synced
+// backward pass reached its final callback) and its bucket rebuilding turned off.
 class OpenReducer : public c10d::Reducer {
  public:
   using c10d::Reducer::Reducer;
+  void keepBuckets() { has_rebuilt_bucket_ = true; }
   bool awaitingHooks() const { return expect_autograd_hooks_; }
   size_t numBuckets() const { return buckets_.size(); }
   size_t bucketPending(size_t b) const { return buckets_[b].pending; }
@@ -338,6 +341,7 @@ IB_FN(CreateReducer) {
     std::reverse(buckets.begin(), buckets.end());
     std::reverse(limits.begin(), limits.end());
     box->r = MakeReducer<OpenReducer>(params, std::move(buckets), std::move(limits), g->pg, sparse, cap, findUnused, std::move(names), first);
+    box->r->keepBuckets();
     box->r->set_ddp_runtime_logging_sample_rate(1);
     Napi::Object handle = Napi::Object::New(info.Env());
     napi_type_tag_object(info.Env(), handle, &kReducerTag);

@@ -13,7 +13,8 @@
  *
  *   param.grad ← Σ_r g_r / W
  *
- * into the gradients. Gradient accumulation is DDP's no_sync: backward({ sync: false }) skips
+ * into the gradients. The buckets stay as built (DDP's one-time re-bucketing by the order gradients
+ * arrived in is off). Gradient accumulation is DDP's no_sync: backward({ sync: false }) skips
  * prepare_for_backward, so the hooks do nothing and the micro-batches' gradients add up locally;
  * the synced backward of the last micro-batch then reduces the sum.
  *
