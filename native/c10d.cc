@@ -2,12 +2,17 @@
 // (Gloo on CPU; NCCL when the libtorch build has it) with in-place all-reduce, broadcast and barrier.
 // Every blocking call is bounded by the group's timeout; failures (a peer gone, a timeout, a port in
 // use) come back as JS errors prefixed with the rank, the world size and the master address.
+// Gradients are averaged by c10d::Reducer, DistributedDataParallel's engine: autograd hooks on the
+// parameters' gradient accumulators launch each bucket's all-reduce as soon as its gradients are
+// ready, so communication overlaps the rest of the backward pass.
 // Compiled to stubs that say so when libtorch was built without c10d or Gloo's headers are missing.
 #include "common.h"
 
 #ifdef USE_C10D_GLOO
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/reducer.hpp>
+#include <torch/csrc/autograd/autograd.h>
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -15,8 +20,11 @@
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <type_traits>
+#include <unordered_set>
 #endif
 
 namespace ib {
@@ -74,16 +82,20 @@ static std::string LocalAddressTowards(const std::string& host, int port) {
   return buf;
 }
 
-static Group* GroupFrom(const Napi::Value& v) {
+// The T behind a handle tagged `tag`: a TypeError for anything else, an Error once it was freed.
+template <class T>
+static T* Unwrap(const Napi::Value& v, const napi_type_tag& tag, const char* what, const char* freed) {
   bool ok = false;
-  if (v.IsObject() && napi_check_object_type_tag(v.Env(), v, &kGroupTag, &ok) == napi_ok && ok) {
+  if (v.IsObject() && napi_check_object_type_tag(v.Env(), v, &tag, &ok) == napi_ok && ok) {
     void* p = nullptr;
     napi_unwrap(v.Env(), v, &p);
-    if (p) return static_cast<Group*>(p);
-    throw Napi::Error::New(v.Env(), "c10d: the process group was destroyed");
+    if (p) return static_cast<T*>(p);
+    throw Napi::Error::New(v.Env(), std::string("c10d: the ") + what + " was " + freed);
   }
-  throw Napi::TypeError::New(v.Env(), "c10d: expected a process group");
+  throw Napi::TypeError::New(v.Env(), std::string("c10d: expected a ") + what);
 }
+
+static Group* GroupFrom(const Napi::Value& v) { return Unwrap<Group>(v, kGroupTag, "process group", "destroyed"); }
 
 static std::vector<at::Tensor> TensorList(const Napi::Value& v) {
   if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), "c10d: expected an array of tensors");
@@ -218,6 +230,199 @@ IB_FN(DestroyGroup) {
   return info.Env().Undefined();
 }
 
+// ---- c10d::Reducer ------------------------------------------------------------------------------
+//
+// What DistributedDataParallel does with it, without its Python wrapper:
+//  - buckets: c10d::compute_bucket_assignment_by_size over the parameters in definition order, with
+//    DDP's limits (a small first bucket, then `bucketBytes`), reversed, so that the buckets of the
+//    last layers, whose gradients the backward pass produces first, are reduced first;
+//  - before a synced backward: prepare_for_forward (counts the iteration for the timer) and
+//    prepare_for_backward(loss) (with findUnusedParameters, a walk of the autograd graph that marks
+//    the parameters this loss does not reach as ready at once);
+//  - during it: each parameter's hook copies its gradient, divided by the world size, into its
+//    bucket; a full bucket's all-reduce is launched asynchronously (in bucket order);
+//  - at its end (an autograd final callback): wait for every bucket, write the averages into
+//    param.grad (a parameter no rank's loss reached keeps none);
+//  - micro-batches of gradient accumulation (DDP's no_sync) skip prepare_for_backward: the hooks then
+//    return at once and the gradients add up locally until the synced backward of the last one.
+// Bucket rebuilding is off: DDP (without find_unused_parameters) records the order gradients arrive
+// in during every synced backward until its forward calls rebuild_buckets, which re-buckets by that
+// order once; here the Reducer is told at once that it has rebuilt, so it records nothing and the
+// buckets stay those computed here. gradient_as_bucket_view is off (gradients are copied in and out
+// of the buckets, as DDP's default). Runtime stats are
+// recorded every iteration (sample rate 1) so that each step's timeline can be read.
+
+// c10d::Reducer with read access to what it records (its buckets, its timer, whether the last synced
+// backward pass reached its final callback) and its bucket rebuilding turned off.
+class OpenReducer : public c10d::Reducer {
+ public:
+  using c10d::Reducer::Reducer;
+  void keepBuckets() { has_rebuilt_bucket_ = true; }
+  bool awaitingHooks() const { return expect_autograd_hooks_; }
+  size_t numBuckets() const { return buckets_.size(); }
+  size_t bucketPending(size_t b) const { return buckets_[b].pending; }
+  int64_t bucketBytes(size_t b) const { return buckets_[b].gradients.numel() * buckets_[b].gradients.element_size(); }
+  const std::vector<size_t>& bucketParams(size_t b) const { return buckets_[b].variable_indices; }
+  c10::optional<int64_t> at(c10d::Timer::Event e) const { return timer_ ? timer_->getTimestamp(e) : c10::nullopt; }
+};
+
+// The Reducer's constructor as this libtorch declares it: libtorch 1.13 to 2.x (bucket size limits
+// given), later ones (no limits; then the flags skip_all_reduce_unused_params and use_python_reducer,
+// both off, and an empty per-bucket cap list). gradient_as_bucket_view off.
+template <class R>
+static std::unique_ptr<R> MakeReducer(std::vector<at::Tensor> params, std::vector<std::vector<size_t>> buckets, std::vector<size_t> limits,
+                                      c10::intrusive_ptr<c10d::ProcessGroup> pg, std::vector<bool> sparse, int64_t cap, bool findUnused,
+                                      std::unordered_map<size_t, std::string> names, int64_t first) {
+  using Params = std::vector<at::Tensor>;
+  using Buckets = std::vector<std::vector<size_t>>;
+  using Pg = c10::intrusive_ptr<c10d::ProcessGroup>;
+  using Names = std::unordered_map<size_t, std::string>;
+  if constexpr (std::is_constructible_v<R, Params, Buckets, std::vector<size_t>, Pg, std::vector<bool>, int64_t, bool, bool, Names, int64_t>) {
+    return std::make_unique<R>(std::move(params), std::move(buckets), std::move(limits), std::move(pg), std::move(sparse), cap, findUnused, false, std::move(names), first);
+  } else if constexpr (std::is_constructible_v<R, Params, Buckets, Pg, std::vector<bool>, int64_t, bool, bool, Names, int64_t>) {
+    return std::make_unique<R>(std::move(params), std::move(buckets), std::move(pg), std::move(sparse), cap, findUnused, false, std::move(names), first);
+  } else if constexpr (std::is_constructible_v<R, Params, Buckets, Pg, std::vector<bool>, int64_t, bool, bool, Names, int64_t, bool, bool>) {
+    return std::make_unique<R>(std::move(params), std::move(buckets), std::move(pg), std::move(sparse), cap, findUnused, false, std::move(names), first, false, false);
+  } else {
+    return std::make_unique<R>(std::move(params), std::move(buckets), std::move(pg), std::move(sparse), cap, findUnused, false, std::move(names), first, false, false,
+                               std::vector<int64_t>{});
+  }
+}
+
+struct ReducerBox {
+  std::unique_ptr<OpenReducer> r;
+  std::string where;
+  std::vector<std::string> names;
+};
+
+static const napi_type_tag kReducerTag = {0x3d7a9c21e84f4b06ULL, 0xa51f02c6b39d4e87ULL};
+
+static ReducerBox* ReducerFrom(const Napi::Value& v) { return Unwrap<ReducerBox>(v, kReducerTag, "reducer", "disposed"); }
+
+static void DeleteReducer(ReducerBox* b) {
+  try {
+    delete b;  // ~Reducer removes its hooks from the gradient accumulators
+  } catch (...) {
+  }
+}
+
+// createReducer(group, params[], names[], {bucketBytes, firstBucketBytes, findUnusedParameters}) -> reducer.
+// The parameters are held as they are (the same TensorImpl as the JS tensors): leaves that require grad,
+// each once. Checks with the other ranks that every rank passed the same shapes (a collective).
+IB_FN(CreateReducer) {
+  Group* g = GroupFrom(info[0]);
+  auto params = TensorList(info[1]);
+  auto namesArr = info[2].As<Napi::Array>();
+  auto o = info[3].As<Napi::Object>();
+  const int64_t cap = static_cast<int64_t>(o.Get("bucketBytes").As<Napi::Number>().DoubleValue());
+  const int64_t first = static_cast<int64_t>(o.Get("firstBucketBytes").As<Napi::Number>().DoubleValue());
+  const bool findUnused = o.Get("findUnusedParameters").ToBoolean();
+  auto box = std::make_unique<ReducerBox>();
+  box->where = g->where;
+  std::unordered_map<size_t, std::string> names;
+  std::unordered_set<const void*> seen;
+  for (size_t i = 0; i < params.size(); i++) {
+    box->names.push_back(i < namesArr.Length() ? namesArr.Get(i).ToString().Utf8Value() : "#" + std::to_string(i));
+    names[i] = box->names[i];
+    const auto& p = params[i];
+    const std::string what = "c10d reducer: parameter " + box->names[i];
+    if (!p.requires_grad() || !p.is_leaf()) throw Napi::TypeError::New(info.Env(), what + " is not a leaf tensor that requires grad");
+    if (p.is_sparse()) throw Napi::TypeError::New(info.Env(), what + " is sparse");
+    if (!seen.insert(p.unsafeGetTensorImpl()).second) throw Napi::TypeError::New(info.Env(), what + " is passed twice");
+  }
+  if (params.empty()) throw Napi::TypeError::New(info.Env(), "c10d reducer: no parameters");
+  if (cap < 1 || first < 1) throw Napi::RangeError::New(info.Env(), "c10d reducer: bucket sizes must be positive");
+  return GroupGuard(info, g->where, [&]() -> Napi::Value {
+    c10d::verify_params_across_processes(g->pg, params, c10::nullopt);
+    const std::vector<bool> sparse(params.size(), false);
+    std::vector<std::vector<size_t>> buckets;
+    std::vector<size_t> limits;
+    std::tie(buckets, limits) = c10d::compute_bucket_assignment_by_size(params, {static_cast<size_t>(first), static_cast<size_t>(cap)}, sparse);
+    std::reverse(buckets.begin(), buckets.end());
+    std::reverse(limits.begin(), limits.end());
+    box->r = MakeReducer<OpenReducer>(params, std::move(buckets), std::move(limits), g->pg, sparse, cap, findUnused, std::move(names), first);
+    box->r->keepBuckets();
+    box->r->set_ddp_runtime_logging_sample_rate(1);
+    Napi::Object handle = Napi::Object::New(info.Env());
+    napi_type_tag_object(info.Env(), handle, &kReducerTag);
+    napi_wrap(info.Env(), handle, box.release(), [](napi_env, void* p, void*) { DeleteReducer(static_cast<ReducerBox*>(p)); }, nullptr, nullptr);
+    return handle;
+  }, true);
+}
+
+// reducerBackward(reducer, loss, sync): loss.backward(); with sync the gradients come out averaged over
+// the ranks (all-reduced bucket by bucket during the pass), without it they only add up locally.
+IB_FN(ReducerBackward) {
+  ReducerBox* b = ReducerFrom(info[0]);
+  const at::Tensor& loss = NativeTensor::From(info[1], "loss");
+  const bool sync = info[2].ToBoolean();
+  return GroupGuard(info, b->where, [&]() -> Napi::Value {
+    OpenReducer& r = *b->r;
+    if (sync) {
+      r.prepare_for_forward();
+      r.prepare_for_backward({loss});
+    }
+    torch::autograd::backward({loss});
+    if (sync && r.awaitingHooks()) {
+      // Some bucket never filled, so no all-reduce waits for it and param.grad was not averaged.
+      std::string which;
+      for (size_t i = 0; i < r.numBuckets(); i++) {
+        if (r.bucketPending(i) == 0) continue;
+        for (size_t v : r.bucketParams(i)) which += (which.empty() ? "" : ", ") + b->names[v];
+      }
+      throw std::runtime_error("the backward pass did not reach every parameter of the reducer (among: " + which +
+                               "); with findUnusedParameters off every parameter must take part in every synced backward");
+    }
+    return info.Env().Undefined();
+  }, sync);
+}
+
+// reducerInfo(reducer) -> {buckets: [{bytes, params: index[]}], iterations, timeline?}: the buckets in the
+// order they are reduced, and the last synced backward's timeline from the Reducer's timer, in ns since
+// prepare_for_backward: commStart (first bucket's all-reduce launched), computeEnd (backward done),
+// commEnd (averages written), gradReady[i] (parameter i's gradient marked ready).
+IB_FN(ReducerInfo) {
+  ReducerBox* b = ReducerFrom(info[0]);
+  const OpenReducer& r = *b->r;
+  Napi::Env env = info.Env();
+  auto out = Napi::Object::New(env);
+  auto buckets = Napi::Array::New(env, r.numBuckets());
+  for (size_t i = 0; i < r.numBuckets(); i++) {
+    auto bk = Napi::Object::New(env);
+    bk.Set("bytes", Napi::Number::New(env, static_cast<double>(r.bucketBytes(i))));
+    const auto& vs = r.bucketParams(i);
+    auto ps = Napi::Array::New(env, vs.size());
+    for (size_t j = 0; j < vs.size(); j++) ps.Set(j, Napi::Number::New(env, static_cast<double>(vs[j])));
+    bk.Set("params", ps);
+    buckets.Set(i, bk);
+  }
+  out.Set("buckets", buckets);
+  using E = c10d::Timer::Event;
+  auto start = r.at(E::kBackwardComputeStart);
+  auto comm = r.at(E::kBackwardCommStart), end = r.at(E::kBackwardComputeEnd), done = r.at(E::kBackwardCommEnd);
+  if (start && comm && end && done && *done >= *start) {
+    auto t = Napi::Object::New(env);
+    t.Set("commStart", Napi::Number::New(env, static_cast<double>(*comm - *start)));
+    t.Set("computeEnd", Napi::Number::New(env, static_cast<double>(*end - *start)));
+    t.Set("commEnd", Napi::Number::New(env, static_cast<double>(*done - *start)));
+    const auto stats = r.get_backward_stats();
+    auto ready = Napi::Array::New(env, stats.size());
+    for (size_t i = 0; i < stats.size(); i++) ready.Set(i, Napi::Number::New(env, static_cast<double>(stats[i])));
+    t.Set("gradReady", ready);
+    out.Set("timeline", t);
+  }
+  return out;
+}
+
+// disposeReducer(reducer): removes its hooks and frees its buckets now.
+IB_FN(DisposeReducer) {
+  void* p = nullptr;
+  ReducerFrom(info[0]);
+  napi_remove_wrap(info.Env(), info[0], &p);
+  DeleteReducer(static_cast<ReducerBox*>(p));
+  return info.Env().Undefined();
+}
+
 static Napi::Value Backends(Napi::Env env) {
   auto a = Napi::Array::New(env);
   a.Set(0u, "gloo");
@@ -234,6 +439,10 @@ void InitC10d(Napi::Env env, Napi::Object exports) {
   exports.Set("broadcast", Napi::Function::New(env, Broadcast, "broadcast"));
   exports.Set("barrier", Napi::Function::New(env, Barrier, "barrier"));
   exports.Set("destroyGroup", Napi::Function::New(env, DestroyGroup, "destroyGroup"));
+  exports.Set("createReducer", Napi::Function::New(env, CreateReducer, "createReducer"));
+  exports.Set("reducerBackward", Napi::Function::New(env, ReducerBackward, "reducerBackward"));
+  exports.Set("reducerInfo", Napi::Function::New(env, ReducerInfo, "reducerInfo"));
+  exports.Set("disposeReducer", Napi::Function::New(env, DisposeReducer, "disposeReducer"));
 }
 
 #else

@@ -6,6 +6,7 @@
 // Usage: node scripts/libtorch.mjs include|libs|defines|check
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export function findLibtorch() {
   const root = process.env.LIBTORCH;
@@ -39,7 +40,9 @@ export function c10dSupport(lt) {
   const nccl = gloo && Boolean(has('torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp')) && existsSync(join(lt.libdir, 'libtorch_cuda.so')) && Boolean(ncclInc);
   // Debian links Gloo as its own library; official libtorch builds carry it inside libtorch_cpu.
   const libgloo = gloo && [lt.libdir, '/usr/lib'].some((d) => existsSync(join(d, 'libgloo.so')));
-  return { gloo, nccl, libgloo, include: nccl ? [ncclInc, ...cudaIncludes().filter((d) => existsSync(d))] : [] };
+  // c10d/reducer.hpp includes a distributed-autograd header that Debian's libtorch-dev lacks: a stand-in then.
+  const compat = gloo && !has('torch/csrc/distributed/autograd/context/context.h') ? [fileURLToPath(new URL('../native/compat', import.meta.url))] : [];
+  return { gloo, nccl, libgloo, include: [...compat, ...(nccl ? [ncclInc, ...cudaIncludes().filter((d) => existsSync(d))] : [])] };
 }
 
 function defines(lt) {

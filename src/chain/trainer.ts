@@ -12,8 +12,10 @@
  *   and EMA weights on a fixed held-out set of (x_0, x_{t-1}, x_t), then an atomic checkpoint;
  * - `run()` resumes from the run directory's checkpoint when there is one;
  * - data-parallel with `dist` (src/distributed): each rank trains on its own shard of every batch with
- *   its own noise, gradients averaged over the ranks before the step; rank 0 validates, saves and logs,
- *   every rank resumes from the same checkpoint. `accumulate` micro-batches add up to one step.
+ *   its own noise, gradients averaged over the ranks by c10d's Reducer during the backward pass of the
+ *   step's last micro-batch (the others add up locally, DDP's no_sync); rank 0 validates, saves and
+ *   logs, every rank resumes from the same checkpoint. `accumulate` micro-batches add up to one step.
+ *   dispose() frees the Reducer.
  * Batches are a seeded shuffle per epoch (ShardSampler). The held-out split and the initialisation come
  * from libtorch's global generator seeded with `seed`; the noise from it seeded per step and rank.
  */
@@ -27,7 +29,7 @@ import { readTokenFile, type TokenSet } from './tokens.js';
 import { NONE, conditioningShape, conditionsOf, nullCondition, type Conditioning } from './conditioning.js';
 import { elboTerm } from './nll.js';
 import { saveScaleCheckpoint, readScaleCheckpoint, disposeCheckpoint, type ScaleSpec } from './checkpoint.js';
-import { ShardSampler, rankSeed, type DataParallel } from '../distributed/index.js';
+import { ShardSampler, rankSeed, type DataParallel, type GradientSync } from '../distributed/index.js';
 
 export interface ScaleTrainConfig {
   /** The scale to train, 1..T. */
@@ -126,6 +128,8 @@ export class ScaleTrainer {
   private readonly log: (line: string) => void;
   private readonly sampler: ShardSampler;
   private readonly dist?: DataParallel;
+  /** The data-parallel backward passes (owned, freed by dispose()). */
+  readonly gradSync?: GradientSync;
 
   /** `dist`: train data-parallel over its process group (logs then come from rank 0 only). */
   constructor(config: ScaleTrainConfig, o: { log?: (line: string) => void; dist?: DataParallel } = {}) {
@@ -163,6 +167,10 @@ export class ScaleTrainer {
     this.valSet = { ...val, xtm1: xs[t - 1].keep(), xt: xs[t].keep() };
     this.optimizer = new AdamW(this.denoiser.decayGroups(this.cfg.weightDecay), { lr: this.cfg.lr, betas: [0.9, 0.95] });
     this.ema = new EMA(this.denoiser, this.cfg.emaDecay);
+    // The encoder-decoder models' encoder keeps an output head (to_logits, a key of the official
+    // checkpoints) that the loss never reaches: DDP's find_unused_parameters for them; GPT uses every parameter.
+    const trained = new Set(this.optimizer.params);
+    this.gradSync = this.dist?.gradientSync(this.denoiser.namedParameters().filter(([, p]) => trained.has(p)), { findUnusedParameters: this.cfg.model.type !== 'gpt' });
     this.lrAt = warmupCosine({ base: this.cfg.lr, warmup: this.cfg.warmup, total: this.cfg.steps, min: this.cfg.minLr });
   }
 
@@ -212,8 +220,7 @@ export class ScaleTrainer {
     const { accumulate } = this.cfg;
     const lr = (this.optimizer.lr = this.lrAt(this.step));
     let loss = 0;
-    for (let m = 0; m < accumulate; m++) loss += this.microStep(this.sampler.indices(this.step, m), 1 / accumulate);
-    this.dist?.syncGradients(this.optimizer.params);
+    for (let m = 0; m < accumulate; m++) loss += this.microStep(this.sampler.indices(this.step, m), 1 / accumulate, m === accumulate - 1);
     const gradNorm = clipGradNorm(this.optimizer.params, this.cfg.gradClip);
     this.optimizer.stepUpdate();
     this.optimizer.zeroGrad();
@@ -222,8 +229,11 @@ export class ScaleTrainer {
     return { loss, lr, gradNorm };
   }
 
-  /** Adds ∇(weight · loss) of the grids `indices` to the gradients; returns weight · loss. */
-  private microStep(indices: Int32Array, weight: number): number {
+  /**
+   * Adds ∇(weight · loss) of the grids `indices` to the gradients; returns weight · loss. Data-parallel,
+   * the `last` micro-batch's backward averages the summed gradients over the ranks.
+   */
+  private microStep(indices: Int32Array, weight: number, last: boolean): number {
     const { alphaMix, chain } = this.cfg;
     return tidy(() => {
       const idx = tensor(indices).long().to(this.cfg.device);
@@ -234,9 +244,15 @@ export class ScaleTrainer {
       const logits = autocast(() => this.denoiser.logits(xt, xtm1, cond), { enabled: this.cfg.autocast, device: this.cfg.device.startsWith('cuda') ? 'cuda' : 'cpu' }).float();
       const post = alphaMix > 0 ? noGrad(() => posterior(x0, xt, this.denoiser.t, this.schedule, chain.K)) : undefined;
       const l = denoisingLoss(logits, xtm1, post, alphaMix).loss.mul(weight);
-      l.backward();
+      if (this.gradSync) this.gradSync.backward(l, { sync: last });
+      else l.backward();
       return l.item();
     });
+  }
+
+  /** Frees the data-parallel Reducer (its hooks and buckets); the trainer cannot train afterwards. */
+  dispose(): void {
+    this.gradSync?.dispose();
   }
 
   /** Conditions [B, condLength], each replaced by the null condition with probability `conditionDropout`. */

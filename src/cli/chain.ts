@@ -370,6 +370,7 @@ async function trainScale(config: ScaleTrainConfig, timeoutMs: number): Promise<
     return 130;
   }
   dist?.group.barrier(); // every rank returns once rank 0 has written the last checkpoint
+  trainer.dispose();
   dist?.group.destroy();
   if (dist && !dist.isMain) return 0;
   const params = trainer.denoiser.numParameters();

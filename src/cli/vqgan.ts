@@ -192,6 +192,7 @@ async function train(v: Values): Promise<number> {
     process.off('SIGTERM', onSignal);
   }
   if (!stop.signal.aborted) dist?.group.barrier(); // every rank returns once rank 0 has saved
+  trainer.dispose();
   dist?.group.destroy();
   if (!main) return 0;
   if (stop.signal.aborted) {

@@ -8,17 +8,16 @@
  * so that with equal shards and a batch-mean loss every rank takes the step one process would take
  * on the whole batch, and the ranks' weights (and EMAs) stay identical.
  *
- * Gradients travel in buckets: consecutive parameters of one dtype are flattened into a few
- * contiguous buffers of about `bucketBytes` (DDP's 25 MiB), all buckets are all-reduced at once
- * (the backend runs them concurrently), and the averages are copied back. This runs after the
- * backward pass: the binding has no autograd hooks through which a bucket could leave while the
- * backward pass is still filling the others (DDP's overlap, c10d::Reducer).
+ * A trainer asks for a GradientSync over its parameters and runs its backward passes through it.
+ * By default that is c10d::Reducer (reducer.ts): buckets all-reduced while the backward pass is
+ * still running. With `overlap: false` it is the after-backward baseline that bench:distributed
+ * compares against: a plain backward, then the gradients flattened into buckets of about
+ * `bucketBytes`, all buckets all-reduced at once (the backend runs them concurrently) and copied back.
  */
 import { type Tensor, cat, noGrad, tidy, zerosLike, tensor } from '../torch/index.js';
 import type { Module } from '../nn/module.js';
 import { ProcessGroup, launchEnv, type Backend } from './group.js';
-
-export const DEFAULT_BUCKET_BYTES = 25 * 1024 * 1024;
+import { DEFAULT_BUCKET_BYTES, Reducer, type GradientSync, type ReducerOptions } from './reducer.js';
 
 const BYTES: Record<string, number> = { float64: 8, float32: 4, float16: 2, bfloat16: 2, int64: 8, int32: 4 };
 
@@ -40,11 +39,13 @@ export function buckets(tensors: readonly Tensor[], cap = DEFAULT_BUCKET_BYTES):
   return out;
 }
 
-export class DataParallel {
-  /** Bytes all-reduced by the last syncGradients(). */
-  lastBytes = 0;
+export interface DataParallelOptions extends Pick<ReducerOptions, 'bucketBytes' | 'firstBucketBytes'> {
+  /** All-reduce during the backward pass with c10d::Reducer (default), or after it (false: the baseline). */
+  overlap?: boolean;
+}
 
-  constructor(readonly group: ProcessGroup, readonly o: { bucketBytes?: number } = {}) {}
+export class DataParallel {
+  constructor(readonly group: ProcessGroup, readonly o: DataParallelOptions = {}) {}
 
   get rank(): number { return this.group.rank; }
   get worldSize(): number { return this.group.worldSize; }
@@ -62,13 +63,24 @@ export class DataParallel {
   }
 
   /**
-   * Averages the parameters' gradients over the ranks, in place. Which parameters have a gradient
-   * is agreed first (one small all-reduce): one that no rank's loss reached keeps none, as in a
-   * single process; one that only some ranks' losses reached gets a zero gradient on the others.
+   * The backward passes of these parameters' losses, gradients averaged over the ranks: a Reducer
+   * (owned by the caller, who disposes it) or, with `overlap: false`, the after-backward baseline.
+   * Every rank calls it at the same point (the Reducer checks the ranks' parameter shapes).
    */
-  syncGradients(params: readonly Tensor[]): void {
-    if (this.worldSize === 1) return;
-    noGrad(() => tidy(() => {
+  gradientSync(named: readonly (readonly [string, Tensor])[], o: { findUnusedParameters?: boolean } = {}): GradientSync {
+    if (this.o.overlap ?? true) return new Reducer(this.group, named, { bucketBytes: this.o.bucketBytes, firstBucketBytes: this.o.firstBucketBytes, findUnusedParameters: o.findUnusedParameters });
+    return new AfterBackward(this, named.map(([, p]) => p));
+  }
+
+  /**
+   * Averages the parameters' gradients over the ranks, in place, after the backward pass; returns
+   * the bytes all-reduced. Which parameters have a gradient is agreed first (one small all-reduce):
+   * one that no rank's loss reached keeps none, as in a single process; one that only some ranks'
+   * losses reached gets a zero gradient on the others.
+   */
+  syncGradients(params: readonly Tensor[]): number {
+    if (this.worldSize === 1) return 0;
+    return noGrad(() => tidy(() => {
       const has = tensor(Float32Array.from(params, (p) => (p.grad ? 1 : 0)));
       this.group.allReduce([has], 'max');
       const used = has.toArray();
@@ -78,7 +90,7 @@ export class DataParallel {
         if (!p.grad) p.grad = zerosLike(p);
         grads.push(p.grad!);
       });
-      this.lastBytes = this.throughBuckets(grads, (flat) => this.group.allReduce(flat, 'mean'));
+      return this.throughBuckets(grads, (flat) => this.group.allReduce(flat, 'mean'));
     }));
   }
 
@@ -115,12 +127,26 @@ export class DataParallel {
   }
 }
 
+/** The after-backward baseline: a plain backward, then DataParallel.syncGradients on a synced one. */
+class AfterBackward implements GradientSync {
+  bytesPerStep = 0;
+
+  constructor(private readonly dp: DataParallel, private readonly params: readonly Tensor[]) {}
+
+  backward(loss: Tensor, o: { sync?: boolean } = {}): void {
+    loss.backward();
+    if (o.sync ?? true) this.bytesPerStep = this.dp.syncGradients(this.params);
+  }
+
+  dispose(): void {}
+}
+
 /**
  * This process's data-parallel context when torchrun's environment names a world of more than one
  * rank (joining the group: returns once every rank has); undefined when it runs alone.
  */
-export function dataParallelFromEnv(o: { timeoutMs?: number; backend?: Backend; bucketBytes?: number } = {}, env: NodeJS.ProcessEnv = process.env): DataParallel | undefined {
+export function dataParallelFromEnv(o: DataParallelOptions & { timeoutMs?: number; backend?: Backend } = {}, env: NodeJS.ProcessEnv = process.env): DataParallel | undefined {
   const e = launchEnv(env);
   if (!e || e.worldSize === 1) return undefined;
-  return new DataParallel(new ProcessGroup({ ...e, timeoutMs: o.timeoutMs, backend: o.backend }), { bucketBytes: o.bucketBytes });
+  return new DataParallel(new ProcessGroup({ ...e, timeoutMs: o.timeoutMs, backend: o.backend }), { bucketBytes: o.bucketBytes, firstBucketBytes: o.firstBucketBytes, overlap: o.overlap });
 }

@@ -63,26 +63,27 @@ export class ProcessGroup {
 
   /** Reduces each tensor in place across the ranks (contiguous tensors; `mean` divides the sum by the world size). */
   allReduce(tensors: readonly Tensor[], op: ReduceOp = 'sum'): void {
-    native.allReduce!(this.live(), tensors.map((t) => t.h), op);
+    native.allReduce!(this.nativeHandle(), tensors.map((t) => t.h), op);
   }
 
   /** Overwrites each tensor in place with rank `root`'s. */
   broadcast(tensors: readonly Tensor[], root = 0): void {
-    native.broadcast!(this.live(), tensors.map((t) => t.h), root);
+    native.broadcast!(this.nativeHandle(), tensors.map((t) => t.h), root);
   }
 
   /** Returns once every rank has called it. */
   barrier(): void {
-    native.barrier!(this.live());
+    native.barrier!(this.nativeHandle());
   }
 
-  /** Leaves the group (rank 0's store stops serving); later calls throw. */
+  /** Leaves the group (rank 0's store stops serving once the group's reducers are disposed too); later calls throw. */
   destroy(): void {
     if (this.handle) native.destroyGroup!(this.handle);
     this.handle = undefined;
   }
 
-  private live(): NativeGroup {
+  /** The binding's handle of the group (throws once destroyed). */
+  nativeHandle(): NativeGroup {
     if (!this.handle) throw new Error(`c10d rank ${this.rank}/${this.worldSize} (master ${this.master}): the process group was destroyed`);
     return this.handle;
   }

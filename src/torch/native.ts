@@ -75,6 +75,21 @@ export interface NativeAddon {
   broadcast?(g: NativeGroup, tensors: NativeHandle[], root: number): void;
   barrier?(g: NativeGroup): void;
   destroyGroup?(g: NativeGroup): void;
+  createReducer?(g: NativeGroup, params: NativeHandle[], names: string[], o: { bucketBytes: number; firstBucketBytes: number; findUnusedParameters: boolean }): NativeReducer;
+  reducerBackward?(r: NativeReducer, loss: NativeHandle, sync: boolean): void;
+  reducerInfo?(r: NativeReducer): NativeReducerInfo;
+  disposeReducer?(r: NativeReducer): void;
+}
+
+/** Opaque handle of a c10d::Reducer. */
+export interface NativeReducer {
+  readonly __nativeReducer: unique symbol;
+}
+
+/** A reducer's buckets (in reduction order) and its last synced backward's timeline (ns since prepare_for_backward). */
+export interface NativeReducerInfo {
+  buckets: { bytes: number; params: number[] }[];
+  timeline?: { commStart: number; computeEnd: number; commEnd: number; gradReady: number[] };
 }
 
 /** Opaque handle of one process's membership of a c10d process group. */

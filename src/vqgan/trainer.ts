@@ -12,7 +12,8 @@
  *
  * Data-parallel with `dist` (src/distributed): rank 0's weights broadcast at the start, each rank trains
  * on its own shard of every batch (batchSize images per rank), both updates' gradients averaged over the
- * ranks before their optimiser steps; rank 0 alone logs, writes samples, validates and saves.
+ * ranks during their backward passes (one c10d Reducer for the autoencoder, one for the discriminator;
+ * dispose() frees them); rank 0 alone logs, writes samples, validates and saves.
  *
  * One deviation from taming, for speed: the discriminator sees the reconstruction made before the
  * autoencoder update of the same step (taming re-runs the autoencoder forward for the second optimiser).
@@ -22,7 +23,7 @@ import { join } from 'node:path';
 import { Tensor, autocast, tensor, tidy, noGrad, manualSeed } from '../torch/index.js';
 import { AdamW } from '../optim/index.js';
 import { collate, makeGrid, encodePng, type ImageDataset } from '../data/index.js';
-import { ShardSampler, type DataParallel } from '../distributed/index.js';
+import { ShardSampler, type DataParallel, type GradientSync } from '../distributed/index.js';
 import { VQModel, saveVQModel, readCheckpoint, modelWeights } from './model.js';
 import { VQGANLoss, type VQGANLossConfig, type GeneratorLoss } from './loss.js';
 import { VQGANTrainConfigSchema } from './schema.js';
@@ -98,6 +99,9 @@ export class VQGANTrainer {
   private readonly main: boolean;
   /** A TTY progress line is showing (rewritten in place with \r). */
   private lineOpen = false;
+  /** Data-parallel backward passes of the autoencoder and of the discriminator (owned, freed by dispose()). */
+  private readonly syncAE?: GradientSync;
+  private readonly syncDisc?: GradientSync;
 
   constructor(readonly config: VQGANTrainConfig, readonly opts: TrainerOptions) {
     parseWith(VQGANTrainConfigSchema, config, 'VQGAN training config');
@@ -119,6 +123,8 @@ export class VQGANTrainer {
     this.optAE = new AdamW(this.model.parameters(), adam);
     opts.dist?.broadcastModule(this.model, this.loss);
     this.optDisc = new AdamW(this.loss.discriminator.parameters(), adam);
+    this.syncAE = opts.dist?.gradientSync(this.model.namedParameters());
+    this.syncDisc = opts.dist?.gradientSync(this.loss.discriminator.namedParameters());
     mkdirSync(join(opts.outDir, 'samples'), { recursive: true });
   }
 
@@ -143,8 +149,8 @@ export class VQGANTrainer {
         rec = out.rec.float();
         g = this.loss.generatorLoss(x, rec, out.qloss, this.step, this.model.decoder.convOut.weight);
         this.optAE.zeroGrad();
-        g.loss.backward();
-        this.opts.dist?.syncGradients(this.optAE.params);
+        if (this.syncAE) this.syncAE.backward(g.loss);
+        else g.loss.backward();
         this.optAE.stepUpdate();
       } finally {
         for (const p of disc) p.requiresGrad_(true);
@@ -153,14 +159,20 @@ export class VQGANTrainer {
       if (this.loss.discActive(this.step)) {
         const d = this.loss.discriminatorLoss(x, rec);
         this.optDisc.zeroGrad();
-        d.loss.backward();
-        this.opts.dist?.syncGradients(this.optDisc.params);
+        if (this.syncDisc) this.syncDisc.backward(d.loss);
+        else d.loss.backward();
         this.optDisc.stepUpdate();
         Object.assign(log, d.log);
       }
       this.step += 1;
       return log;
     });
+  }
+
+  /** Frees the data-parallel Reducers (their hooks and buckets); the trainer cannot train afterwards. */
+  dispose(): void {
+    this.syncAE?.dispose();
+    this.syncDisc?.dispose();
   }
 
   /**
