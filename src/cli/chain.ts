@@ -365,6 +365,7 @@ async function trainScale(config: ScaleTrainConfig, timeoutMs: number): Promise<
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
   }
   if (r.stopped) {
+    trainer.dispose();
     dist?.group.destroy();
     if (!dist || dist.isMain) process.stderr.write(`scale ${config.t}: stopped at step ${r.step}; checkpoint saved to ${r.checkpoint} (the same command resumes)\n`);
     return 130;
