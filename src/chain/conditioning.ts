@@ -135,6 +135,8 @@ export function encodeConditions(c: Conditioning, conditions: readonly Condition
 
 /** Map tokens [B, N] of a segmentation chain; a null map is the id K_s at every position. */
 function encodeMaps(c: Extract<Conditioning, { kind: 'segmentation' }>, conditions: readonly Condition[], tokens?: number): Tensor {
+  const other = conditions.find((x) => x !== null && !isMapTokens(x));
+  if (other !== undefined) throw new Error(`this chain is conditioned on ${describeConditioning(c)}: it takes label maps, got ${JSON.stringify(other)}`);
   const N = tokens ?? conditions.find(isMapTokens)?.mapTokens.length;
   if (N === undefined) throw new Error('encodeConditions: null label maps need the grid size (tokens)');
   const ids = new BigInt64Array(conditions.length * N);
@@ -144,7 +146,7 @@ function encodeMaps(c: Extract<Conditioning, { kind: 'segmentation' }>, conditio
       ids.fill(BigInt(c.K), i * N, (i + 1) * N);
       return;
     }
-    if (!isMapTokens(x)) throw new Error(`this chain is conditioned on ${describeConditioning(c)}: it takes label maps, got ${JSON.stringify(x)}`);
+    if (!isMapTokens(x)) return;
     if (x.mapTokens.length !== N) throw new Error(`a label map of ${x.mapTokens.length} tokens, but the grid has ${N} positions`);
     x.mapTokens.forEach((v, k) => {
       if (!(Number.isInteger(v) && v >= 0 && v < c.K)) throw new Error(`label-map token ${v} at position ${k} outside the segmentation VQ model's 0..${c.K - 1}`);

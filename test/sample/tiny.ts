@@ -1,7 +1,7 @@
 /** Tiny random-weight chains and first stages for the sampling tests. */
 import assert from 'node:assert/strict';
 import { type Tensor, manualSeed, tensor, noGrad, tidy } from '../../src/torch/index.js';
-import { NONE, conditioningShape, createDenoiser, type ChainShape, type Conditioning } from '../../src/chain/index.js';
+import { NONE, shapeOfConditioning, createDenoiser, type ChainShape, type Conditioning } from '../../src/chain/index.js';
 import { makeSchedule, type ScheduleSpec } from '../../src/diffusion/index.js';
 import type { SamplingChain, FirstStage } from '../../src/sample/index.js';
 import { join } from 'node:path';
@@ -17,6 +17,8 @@ export interface TinyChainOptions {
   /** A class chain with a null class (id `classes`), as trained with dropped labels. */
   nullable?: boolean;
   residual?: boolean;
+  /** A segmentation chain whose label maps have K codes (nullable: with the null map). */
+  segmentation?: { K: number; nullable?: boolean };
   schedule?: ScheduleSpec;
   dim?: number;
   seed?: number;
@@ -27,9 +29,10 @@ export function tinyChain(o: TinyChainOptions = {}): SamplingChain {
   const { K = 16, T = 3, shape: [h, w] = [4, 4], classes, dim = 16 } = o;
   manualSeed(o.seed ?? 0);
   const schedule = makeSchedule(o.schedule ?? 'geometric', T);
-  const conditioning: Conditioning = classes ? { kind: 'class', classes, nullable: !!o.nullable } : NONE;
-  const { condLength, condVocab } = conditioningShape(conditioning);
-  const shape: ChainShape = { K, T, tokens: h * w, ...(condLength ? { condLength, condVocab } : {}) };
+  const conditioning: Conditioning = classes ? { kind: 'class', classes, nullable: !!o.nullable }
+    : o.segmentation ? { kind: 'segmentation', vqgan: 'seg-vqgan.safetensors', K: o.segmentation.K, labels: ['background', 'stroke', 'outline'], nullable: !!o.segmentation.nullable }
+      : NONE;
+  const shape: ChainShape = { K, T, tokens: h * w, ...shapeOfConditioning(conditioning) };
   const denoisers = Array.from({ length: T }, (_, i) => {
     const t = i + 1;
     const model = t === T
