@@ -93,7 +93,7 @@ class DecoderOnlyStream implements ScaleDecoder {
 
   constructor(private readonly d: DecoderOnlyDenoiser, batch: number, cond: Tensor | undefined, cached: boolean, tokens: number) {
     this.prefix = d.prefix(batch, cond).keep();
-    this.map = d.mapOf(cond, batch, tokens)?.keep();
+    this.map = d.mapOf(cond, batch, tokens)?.clone().keep(); // its own copy: dispose() frees it
     const P = this.prefix.size(1), u = d.transformer.cfg.nUnmasked ?? 0;
     if (u > P) {
       throw new Error(`scale ${d.t}: the GPT lets its first ${u} positions attend both ways but the conditioning prefix has ${P}: its image tokens see later tokens, so it cannot be sampled token by token`);
