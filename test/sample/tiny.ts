@@ -79,12 +79,19 @@ export function assertClose(a: Tensor, b: Tensor, tol: number, what: string): nu
 
 export const ids = (xs: number[], shape: number[]): Tensor => tensor(BigInt64Array.from(xs, BigInt), shape);
 
+/** A random 16×16 → 4×4 VQGAN of K codes reading 3 channels. */
+const tinyVQ = (K: number) => new VQModel(makeConfig({
+  ddconfig: { resolution: 16, inChannels: 3, outCh: 3, ch: 8, chMult: [1, 2, 2], numResBlocks: 1, attnResolutions: [], zChannels: 8, doubleZ: false, dropout: 0, normGroups: 4 },
+  nEmbed: K, embedDim: 8,
+}));
+
 /**
  * A saved chain in `dir` (chain.json, scale<t>.safetensors, vqgan.safetensors): random scales whose
  * EMA weights are the training weights + 0.5, and a random 16×16 → 4×4 RGB VQGAN. Returns the manifest.
+ * `segmentation`: a segmentation chain, with a random label-map VQ model of that many codes (seg-vqgan.safetensors).
  */
-export function saveTinyChain(dir: string, { K = 16, T = 2 }: { K?: number; T?: number } = {}): string {
-  const chain = tinyChain({ K, T });
+export function saveTinyChain(dir: string, { K = 16, T = 2, segmentation }: { K?: number; T?: number; segmentation?: { K: number; nullable?: boolean } } = {}): string {
+  const chain = tinyChain({ K, T, segmentation });
   chain.denoisers.forEach((d) => {
     const ema = new EMA(d);
     noGrad(() => { for (const t of ema.shadow.values()) t.add_(0.5); });
@@ -92,13 +99,11 @@ export function saveTinyChain(dir: string, { K = 16, T = 2 }: { K?: number; T?: 
     saveScaleCheckpoint(join(dir, `scale${d.t}.safetensors`), d, { t: d.t, shape: d.shape, schedule: 'geometric', model }, { step: 1, ema });
   });
   manualSeed(1);
-  saveVQModel(join(dir, 'vqgan.safetensors'), new VQModel(makeConfig({
-    ddconfig: { resolution: 16, inChannels: 3, outCh: 3, ch: 8, chMult: [1, 2, 2], numResBlocks: 1, attnResolutions: [], zChannels: 8, doubleZ: false, dropout: 0, normGroups: 4 },
-    nEmbed: K, embedDim: 8,
-  })));
+  saveVQModel(join(dir, 'vqgan.safetensors'), tinyVQ(K));
+  if (segmentation) saveVQModel(join(dir, 'seg-vqgan.safetensors'), tinyVQ(segmentation.K));
   const manifest = join(dir, 'chain.json');
   writeManifest(manifest, chainManifest({
-    vqgan: 'vqgan.safetensors', remap: null, K, T, schedule: 'geometric', tokenShape: [4, 4], conditioning: NONE,
+    vqgan: 'vqgan.safetensors', remap: null, K, T, schedule: 'geometric', tokenShape: [4, 4], conditioning: chain.conditioning ?? NONE,
     scales: Array.from({ length: T }, (_, i) => ({ t: i + 1, checkpoint: `scale${i + 1}.safetensors` })),
   }));
   return manifest;
