@@ -26,7 +26,7 @@ import { dataParallelFromEnv, launchRanks, DEFAULT_TIMEOUT_MS } from '../distrib
 import { SEGMENT_LABELS } from '../data/index.js';
 import {
   ScaleTrainer, checkpointPath, exportChain, heldOutSplit, readTokenFile, chainManifest, writeManifest, loadChain, chainNll, readManifest, chainFiles,
-  NONE, conditionsOf, describeConditioning, textConditioning, withMaps, modelCard, type EvalRow,
+  NONE, SEGMENTATION_VQGAN, conditionsOf, describeConditioning, textConditioning, withMaps, modelCard, type EvalRow,
   type ScaleTrainConfig, type ScaleModelConfig, type ValRecord, type ChainManifest, type Conditioning, type TokenSet,
 } from '../chain/index.js';
 
@@ -610,7 +610,7 @@ const EXPORT_HELP = `imagebart chain export --manifest FILE --out DIR [--half] [
 
 Writes DIR/chain.json, DIR/scale<t>.safetensors (each scale's EMA weights and buffers, no training
 weights or optimiser state: about a quarter of a training checkpoint) and DIR/vqgan.safetensors (the
-VQGAN's weights and used-code list). The copy samples and edits like the original; it cannot resume
+VQGAN's weights and used-code list; a segmentation chain's label-map model as seg-vqgan.safetensors). The copy samples and edits like the original; it cannot resume
 training.
 
   --manifest FILE   the trained chain's manifest
@@ -639,6 +639,7 @@ async function exportCommand(v: { manifest?: string; out?: string; half?: boolea
   plan.add(join(out, MANIFEST), 'json');
   for (const s of m.scales) plan.add(join(out, `scale${s.t}.safetensors`), 'safetensors');
   if (m.vqgan) plan.add(join(out, 'vqgan.safetensors'), 'safetensors');
+  if (m.conditioning.kind === 'segmentation') plan.add(join(out, SEGMENTATION_VQGAN), 'safetensors');
   const { loadVQModel, saveVQModel } = await import('../vqgan/index.js');
   const path = exportChain(manifest, out, {
     half: v.half,

@@ -96,4 +96,12 @@ test('chain train --segmentation-tokens: the scale fuses the maps and the manife
   // and the trained chain samples with a map, end to end
   const s = await run(sampleCommand, ['--chain', join(out, 'chain.json'), '--segmentation', shape, '--count', '2', '--seed', '1', '--guidance', '1.5', '--out', join(root, 'trained.png')]);
   assert.equal(s.code, 0, s.err);
+  // a release copy carries the label-map model and samples the same images
+  const release = join(root, 'release');
+  const e = await run(chainCommand, ['export', '--manifest', join(out, 'chain.json'), '--out', release]);
+  assert.equal(e.code, 0, e.err);
+  assert.equal(JSON.parse(readFileSync(join(release, 'chain.json'), 'utf8')).conditioning.vqgan, 'seg-vqgan.safetensors');
+  const s2 = await run(sampleCommand, ['--chain', join(release, 'chain.json'), '--segmentation', shape, '--count', '2', '--seed', '1', '--guidance', '1.5', '--out', join(root, 'released.png')]);
+  assert.equal(s2.code, 0, s2.err);
+  assert.deepEqual(readFileSync(join(root, 'released.png')), readFileSync(join(root, 'trained.png')));
 });
