@@ -175,7 +175,7 @@ export function checkCond(chain: SamplingChain, batch: number, grid: readonly [n
   const what = mapVocab ? `label-map token(s) per image, one per position of the ${grid.join('×')} grid` : 'conditioning token(s) per image';
   if ((condLength || mapVocab) && !cond) throw new Error(`this chain is conditional: pass ${length} ${what}`);
   if (cond && (cond.ndim !== 2 || cond.size(0) !== batch || cond.size(1) !== length)) {
-    throw new Error(`conditioning must be [${batch}, ${length}] tokens (${what}), got [${cond.shape.join(', ')}]`);
+    throw new Error(`conditioning must be [${batch}, ${length}] tokens${mapVocab ? ` (${what})` : ''}, got [${cond.shape.join(', ')}]`);
   }
   if (cond && mapVocab && cond.numel > 0 && (cond.min().item() < 0 || cond.max().item() >= mapVocab)) throw new RangeError(`label-map tokens must lie in [0, ${mapVocab})`);
 }
