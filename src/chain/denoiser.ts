@@ -6,6 +6,10 @@
  *   t and class ids collide with code ids, as in the official code), decoder ids `[SOS = 0, x_{t-1}[:-1]]`;
  * - scale T, `DecoderOnlyDenoiser`: x_T is pure noise and ignored; GPT over `[t, c…, x_{T-1}[:-1]]`,
  *   logits sliced from position len(t, c…) - 1 so that output i predicts x_{T-1}[i].
+ *
+ * Segmentation chains (`mapVocab`) have no prefix tokens; their condition is the label map's token grid
+ * s [B, N], fused channel-wise (layers.ts `MapFusion`) into the x_t positions of the encoder input, and
+ * at scale T into GPT input position n — the one that predicts x_{T-1}[n] — as s_n.
  */
 import { type Tensor, cat, full, zeros } from '../torch/index.js';
 import { Module, Linear, type LoadResult } from '../nn/index.js';
@@ -52,6 +56,8 @@ export interface ChainShape {
   condLength?: number;
   /** Ids the conditioning tokens take, e.g. the number of classes. */
   condVocab?: number;
+  /** Ids a segmentation chain's label-map tokens take (K_s, + 1 for the null map); absent: no map. */
+  mapVocab?: number;
 }
 
 /** Input table size: scale ids 1..T, codes and conditioning ids share one table. */
@@ -64,18 +70,28 @@ export abstract class Denoiser extends Module {
     super();
   }
 
-  /** Teacher-forced logits [B, N, K] of p_θ(x_{t-1} | x_t, c) for x_t, x_{t-1} [B, N] and c [B, condLength]. */
+  /** Teacher-forced logits [B, N, K] of p_θ(x_{t-1} | x_t, c) for x_t, x_{t-1} [B, N] and c [B, condLength] (a map [B, N]). */
   abstract logits(xt: Tensor, xtm1: Tensor, cond?: Tensor): Tensor;
 
   /** AdamW groups as the official configure_optimizers of this model kind. */
   abstract decayGroups(weightDecay: number): ParamGroup[];
 
-  /** `[t, c…]` [B, 1 + condLength], on the conditioning's device, else the model's. */
+  /** `[t, c…]` [B, 1 + condLength], on the conditioning's device, else the model's (a label map is no prefix: `[t]`). */
   prefix(batch: number, cond?: Tensor, device = cond?.device ?? this.device): Tensor {
     const t = full([batch, 1], this.t, { dtype: 'int64', device });
+    if (this.shape.mapVocab) return t;
     const want = this.shape.condLength ?? 0;
     if ((cond?.size(1) ?? 0) !== want) throw new Error(`scale ${this.t}: expected ${want} conditioning tokens per example, got ${cond?.size(1) ?? 0}`);
     return cond ? cat([t, cond], 1) : t;
+  }
+
+  /** The label map [B, tokens] of a segmentation chain's condition (undefined for other chains), checked. */
+  mapOf(cond: Tensor | undefined, batch: number, tokens: number): Tensor | undefined {
+    if (!this.shape.mapVocab) return undefined;
+    if (!cond || cond.ndim !== 2 || cond.size(0) !== batch || cond.size(1) !== tokens) {
+      throw new Error(`scale ${this.t}: a segmentation chain needs a label map of [${batch}, ${tokens}] tokens, got ${cond ? `[${cond.shape.join(', ')}]` : 'none'}`);
+    }
+    return cond;
   }
 }
 
@@ -92,10 +108,15 @@ export class EncoderDecoderDenoiser extends Denoiser {
     return cat([this.prefix(xt.size(0), cond, xt.device), xt], 1);
   }
 
+  /** The encoder's output [B, 1 + condLength + N, dim] for x_t [B, N] (the map fused in for segmentation chains). */
+  encode(xt: Tensor, cond?: Tensor): Tensor {
+    return this.transformer.encode(this.encoderInput(xt, cond), this.mapOf(cond, xt.size(0), xt.size(1)));
+  }
+
   logits(xt: Tensor, xtm1: Tensor, cond?: Tensor): Tensor {
     const sos = zeros([xtm1.size(0), 1], { dtype: 'int64', device: xtm1.device });
     const tgt = cat([sos, xtm1.narrow(1, 0, xtm1.size(1) - 1)], 1);
-    return this.transformer.forward(this.encoderInput(xt, cond), tgt);
+    return this.transformer.forward(this.encoderInput(xt, cond), tgt, { map: this.mapOf(cond, xt.size(0), xt.size(1)) });
   }
 
   /** The official DenoisingXTransformer hands every parameter to AdamW, whose default decay is 0.01. */
@@ -116,8 +137,8 @@ export class DecoderOnlyDenoiser extends Denoiser {
   logits(_xt: Tensor, xtm1: Tensor, cond?: Tensor): Tensor {
     const c = this.prefix(xtm1.size(0), cond, xtm1.device);
     const n = xtm1.size(1);
-    const idx = cat([c, xtm1.narrow(1, 0, n - 1)], 1);
-    return this.transformer.forward(idx).narrow(1, c.size(1) - 1, n);
+    const idx = cat([c, xtm1.narrow(1, 0, n - 1)], 1); // [B, P + N - 1]; with a map P = 1: position i predicts x_{T-1}[i]
+    return this.transformer.forward(idx, undefined, this.mapOf(cond, xtm1.size(0), n)).narrow(1, c.size(1) - 1, n);
   }
 
   /** Loads weights, then refuses masks that disagree with the config's nUnmasked (the cached path follows the config). */
@@ -139,17 +160,19 @@ export function createDenoiser(t: number, model: ScaleModelConfig, shape: ChainS
   if (schedule.T !== shape.T) throw new Error(`schedule has T = ${schedule.T} but the chain has ${shape.T} scales`);
   const cond = shape.condLength ?? 0;
   const N = shape.tokens;
+  if (shape.mapVocab && cond) throw new Error(`scale ${t}: a segmentation chain takes no prefix conditioning tokens`);
+  const mapVocab = shape.mapVocab ? { mapVocab: shape.mapVocab } : {};
   if (model.type === 'gpt') {
     const blockSize = model.blockSize ?? cond + N;
     if (!(Number.isInteger(blockSize) && blockSize >= cond + N)) throw new RangeError(`scale ${t}: GPT block size ${blockSize} is shorter than its input, ${cond + N} positions`);
     return new DecoderOnlyDenoiser(t, shape, new GPT({
       vocabSize: shape.K, inputVocabSize: inputVocab(shape), blockSize,
-      nLayer: model.depth, nHead: model.heads, nEmbd: model.dim, nUnmasked: model.nUnmasked ?? 1 + cond,
+      nLayer: model.depth, nHead: model.heads, nEmbd: model.dim, nUnmasked: model.nUnmasked ?? 1 + cond, ...mapVocab,
     }));
   }
   const cfg = {
     dim: model.dim, dimHead: model.dimHead,
-    encoder: { numTokens: inputVocab(shape), maxSeqLen: model.encoderMaxSeqLen ?? 1 + cond + N, depth: model.encoderDepth, heads: model.heads },
+    encoder: { numTokens: inputVocab(shape), maxSeqLen: model.encoderMaxSeqLen ?? 1 + cond + N, depth: model.encoderDepth, heads: model.heads, ...(shape.mapVocab ? { ...mapVocab, mapStart: 1 } : {}) },
     decoder: { numTokens: shape.K, maxSeqLen: model.decoderMaxSeqLen ?? N, depth: model.decoderDepth, heads: model.heads },
   };
   if (model.type === 'xtransformer') return new EncoderDecoderDenoiser(t, shape, new XTransformer(cfg));

@@ -11,7 +11,10 @@
  *   truth: the uncached path reads the mask, the cached path the config, so `checkMasks` refuses a
  *   loaded mask that is not the one the config builds;
  * - mlp Linear(nEmbd, 4·nEmbd) → exact GELU → Linear; final LayerNorm; head without bias;
- * - initialisation as minGPT: Linear and Embedding weights N(0, 0.02), biases 0, pos_emb 0.
+ * - initialisation as minGPT: Linear and Embedding weights N(0, 0.02), biases 0, pos_emb 0;
+ * - a segmentation chain's GPT fuses a label-map token into every input position (layers.ts
+ *   `MapFusion`, key `map_fusion.*`), aligned with what the position predicts: input position n of
+ *   `[t, x_{T-1}[:-1]]` predicts x_{T-1}[n], so it carries the map token s_n of that grid position.
  *
  * `forwardWithPast` is the official cached path (`forward_with_past`): it applies **no mask**. Feed the
  * whole conditioning prefix in the first call (it then attends both ways, which matches training only
@@ -19,7 +22,7 @@
  */
 import { type Tensor, ones, zeros, tidy } from '../torch/index.js';
 import { Module, ModuleList, Linear, LayerNorm, Embedding, Dropout, init, Sequential, GELU } from '../nn/index.js';
-import { type KVCache, type KVSlot, splitHeads, mergeHeads, attend } from './layers.js';
+import { type KVCache, type KVSlot, MapFusion, splitHeads, mergeHeads, attend } from './layers.js';
 
 export interface GPTConfig {
   /** Output classes (K). */
@@ -33,6 +36,8 @@ export interface GPTConfig {
   nUnmasked?: number;
   /** Input table size when it differs from vocabSize (scale and class ids). */
   inputVocabSize?: number;
+  /** Label-map ids of a segmentation chain (its map is fused into every input position). */
+  mapVocab?: number;
 }
 
 export class CausalSelfAttention extends Module {
@@ -121,11 +126,13 @@ export class GPT extends Module {
   readonly blocks: ModuleList<Block>;
   readonly ln_f: LayerNorm;
   readonly head: Linear;
+  readonly map_fusion?: MapFusion;
 
   constructor(readonly cfg: GPTConfig) {
     super();
     const d = cfg.nEmbd;
     this.tok_emb = this.module('tok_emb', new Embedding(cfg.inputVocabSize ?? cfg.vocabSize, d));
+    if (cfg.mapVocab) this.map_fusion = this.module('map_fusion', new MapFusion(cfg.mapVocab, d));
     this.pos_emb = this.param('pos_emb', zeros([1, cfg.blockSize, d]));
     this.blocks = this.module('blocks', new ModuleList(Array.from({ length: cfg.nLayer }, () => new Block(cfg))));
     this.ln_f = this.module('ln_f', new LayerNorm(d));
@@ -151,12 +158,18 @@ export class GPT extends Module {
     });
   }
 
-  /** idx [B, L] → logits [B, L, vocabSize]; with a cache, the unmasked cached path (see above). */
-  forward(idx: Tensor, cache?: KVCache): Tensor {
+  /**
+   * idx [B, L] → logits [B, L, vocabSize]; with a cache, the unmasked cached path (see above). `map`
+   * [B, L]: the label-map tokens of these L positions (segmentation chains).
+   */
+  forward(idx: Tensor, cache?: KVCache, map?: Tensor): Tensor {
     const offset = cache?.length ?? 0;
     const L = idx.size(1);
     if (offset + L > this.cfg.blockSize) throw new RangeError(`GPT: ${offset + L} positions exceed block size ${this.cfg.blockSize}`);
-    let x = this.tok_emb.forward(idx).add(this.pos_emb.narrow(1, offset, L));
+    if (!this.map_fusion !== !map) throw new Error(this.map_fusion ? 'this GPT is segmentation-conditional: it needs the label map\'s tokens' : 'this GPT takes no label map');
+    let x = this.tok_emb.forward(idx); // [B, L, nEmbd]
+    if (this.map_fusion && map) x = this.map_fusion.forward(x, map, 0);
+    x = x.add(this.pos_emb.narrow(1, offset, L));
     this.blocks.items.forEach((block, l) => (x = block.forward(x, cache?.slot(l))));
     if (cache) cache.length += L;
     return this.head.forward(this.ln_f.forward(x));

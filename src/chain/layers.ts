@@ -1,6 +1,11 @@
 /**
  * Pieces shared by the reverse models: scaled dot-product attention over heads, the KV cache for
- * incremental decoding.
+ * incremental decoding, and the fusion of a segmentation map into the token embeddings.
+ *
+ * Map fusion (DESIGN §1, "Conditioning"; the paper's segmentation conditioning): the label map's tokens
+ * s_n have their own table E_s, and at the positions they belong to
+ *   h_n = W·[e(x_n); E_s(s_n)] + b      (W: Linear(2·dim → dim))
+ * so the sequence keeps its length; the other positions (scale token, prefix) are left as they are.
  *
  * KV cache: one `KVSlot` per attention layer holds keys and values [B, heads, L, dHead].
  * - self-attention appends the new positions' k, v and attends over everything cached;
@@ -9,6 +14,30 @@
  * Cached tensors are exempt from tidy() scopes; the cache frees them itself (`dispose()`).
  */
 import { type Tensor, type DType, arange, cat } from '../torch/index.js';
+import { Module, Embedding, Linear, init } from '../nn/index.js';
+
+/** Label-map tokens concatenated channel-wise with token embeddings, projected back (keys emb.weight, proj.weight/bias). */
+export class MapFusion extends Module {
+  readonly emb: Embedding;
+  readonly proj: Linear;
+
+  /** `vocab`: map ids (K_s, + 1 for the null map). */
+  constructor(readonly vocab: number, dim: number) {
+    super();
+    this.emb = this.module('emb', new Embedding(vocab, dim));
+    init.normal_(this.emb.weight, 0, 0.02);
+    this.proj = this.module('proj', new Linear(2 * dim, dim));
+  }
+
+  /** x [B, L, dim] with map [B, M] fused at positions start..start+M-1 (start + M ≤ L) → [B, L, dim]. */
+  forward(x: Tensor, map: Tensor, start: number): Tensor {
+    const [, L] = x.shape, M = map.size(1);
+    if (start + M > L) throw new RangeError(`map fusion: ${M} map tokens from position ${start} exceed the ${L} positions`);
+    const fused = this.proj.forward(cat([x.narrow(1, start, M), this.emb.forward(map)], -1)); // [B, M, 2·dim] → [B, M, dim]
+    const parts = [...(start > 0 ? [x.narrow(1, 0, start)] : []), fused, ...(start + M < L ? [x.narrow(1, start + M, L - start - M)] : [])];
+    return parts.length === 1 ? fused : cat(parts, 1);
+  }
+}
 
 /** Keys and values seen so far by one attention layer. */
 export class KVSlot {

@@ -21,6 +21,8 @@ import { ConditioningSchema, classConditioning, conditioningShape, describeCondi
 import { loadScaleCheckpoint, exportScaleCheckpoint } from './checkpoint.js';
 
 export const CHAIN_MANIFEST_FORMAT = 'imagebart-chain/1';
+/** The label-map VQ model's file name in a release copy of a segmentation chain. */
+export const SEGMENTATION_VQGAN = 'seg-vqgan.safetensors';
 
 export interface ChainManifest {
   format: typeof CHAIN_MANIFEST_FORMAT;
@@ -90,7 +92,7 @@ export function readManifest(path: string): ChainManifest {
 
 /** Every file a manifest at `path` names (VQGAN, remap, checkpoints), resolved, with the manifest itself. */
 export function chainFiles(path: string, m: ChainManifest): string[] {
-  const named = [m.vqgan, m.remap, ...m.scales.map((s) => s.checkpoint)].filter((p): p is string => !!p);
+  const named = [m.vqgan, m.remap, m.conditioning.kind === 'segmentation' ? m.conditioning.vqgan : null, ...m.scales.map((s) => s.checkpoint)].filter((p): p is string => !!p);
   return [resolve(path), ...named.map((p) => resolve(dirname(path), p))];
 }
 
@@ -113,9 +115,9 @@ export function loadChain(path: string, o: { ema?: boolean } = {}): { manifest: 
   if (c.kind === 'class' && !c.nullable && denoisers[0].shape.condVocab === c.classes + 1) manifest.conditioning = { ...c, nullable: true };
   const want = conditioningShape(manifest.conditioning);
   for (const d of denoisers) {
-    if ((d.shape.condLength ?? 0) !== want.condLength || (d.shape.condVocab ?? 0) !== want.condVocab) {
-      throw new Error(`chain manifest ${path}: scale ${d.t} takes ${d.shape.condLength ?? 0} conditioning tokens of ${d.shape.condVocab ?? 0} ids, ` +
-        `but the manifest's conditioning (${describeConditioning(manifest.conditioning)}) means ${want.condLength} of ${want.condVocab}`);
+    if ((d.shape.condLength ?? 0) !== want.condLength || (d.shape.condVocab ?? 0) !== want.condVocab || (d.shape.mapVocab ?? 0) !== want.mapVocab) {
+      throw new Error(`chain manifest ${path}: scale ${d.t} takes ${d.shape.condLength ?? 0} conditioning tokens of ${d.shape.condVocab ?? 0} ids and label maps of ${d.shape.mapVocab ?? 0} ids, ` +
+        `but the manifest's conditioning (${describeConditioning(manifest.conditioning)}) means ${want.condLength} of ${want.condVocab} and maps of ${want.mapVocab}`);
     }
   }
   return { manifest, schedule, denoisers, resolve: at };
@@ -150,12 +152,16 @@ export function exportChain(manifestPath: string, outDir: string, o: { half?: bo
     exportScaleCheckpoint(from(s.checkpoint), resolve(outDir, file), { half: o.half });
     return { ...s, checkpoint: file };
   });
-  let vqgan = m.vqgan;
+  let vqgan = m.vqgan, conditioning = m.conditioning;
   if (vqgan) {
     o.copyVQGAN(from(vqgan), resolve(outDir, 'vqgan.safetensors'));
     vqgan = 'vqgan.safetensors';
   }
+  if (conditioning.kind === 'segmentation') {
+    o.copyVQGAN(from(conditioning.vqgan), resolve(outDir, SEGMENTATION_VQGAN));
+    conditioning = { ...conditioning, vqgan: SEGMENTATION_VQGAN };
+  }
   const out = resolve(outDir, 'chain.json');
-  writeManifest(out, { ...m, vqgan, scales });
+  writeManifest(out, { ...m, vqgan, conditioning, scales });
   return out;
 }

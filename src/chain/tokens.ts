@@ -22,6 +22,8 @@ export interface TokenSet {
   classes?: string[];
   /** The dataset it was encoded from, when recorded. */
   dataset?: string;
+  /** [N, h, w] int64: the label-map tokens of each grid, attached from a second file (conditioning.ts `withMaps`). */
+  maps?: Tensor;
   metadata: Record<string, string>;
 }
 

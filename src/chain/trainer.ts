@@ -3,7 +3,8 @@
  * parallel processes):
  *
  * - data: a token file (`readTokenFile`); every step draws a batch of x_0 and runs the forward chain
- *   to get (x_{t-1}, x_t) on the fly, so each epoch sees fresh noise;
+ *   to get (x_{t-1}, x_t) on the fly, so each epoch sees fresh noise; a segmentation chain also reads
+ *   the token file of its label maps, grid for grid (`segmentation`, `valSegmentation`);
  * - objective: α_mix·KL(posterior ‖ p_θ) + (1-α_mix)·CE (α_mix 0 at t = 1, else 1 by default);
  * - AdamW(0.9, 0.95) with the official weight-decay groups of the model kind, linear warm-up then
  *   cosine decay, gradient-norm clipping, an EMA of the weights (used for sampling), optional bf16
@@ -26,7 +27,7 @@ import { AdamW, EMA, clipGradNorm, warmupCosine } from '../optim/index.js';
 import { makeSchedule, forwardChain, posterior, denoisingLoss, type Schedule, type ScheduleSpec } from '../diffusion/index.js';
 import { createDenoiser, type ChainShape, type Denoiser, type ScaleModelConfig } from './denoiser.js';
 import { readTokenFile, type TokenSet } from './tokens.js';
-import { NONE, conditioningShape, conditionsOf, nullCondition, type Conditioning } from './conditioning.js';
+import { NONE, conditionsOf, nullCondition, shapeOfConditioning, withMaps, type Conditioning } from './conditioning.js';
 import { elboTerm } from './nll.js';
 import { saveScaleCheckpoint, readScaleCheckpoint, disposeCheckpoint, type ScaleSpec } from './checkpoint.js';
 import { ShardSampler, rankSeed, type DataParallel, type GradientSync } from '../distributed/index.js';
@@ -39,9 +40,12 @@ export interface ScaleTrainConfig {
     K: number;
     T: number;
     schedule: ScheduleSpec;
-    /** What the chain is conditioned on (default none): class labels or captions of the token file. */
+    /** What the chain is conditioned on (default none): class labels or captions of the token file, or label maps. */
     conditioning?: Conditioning;
   };
+  /** Segmentation chains: the token file of `train`'s label maps (same grids, same order), and of `val`'s. */
+  segmentation?: string;
+  valSegmentation?: string;
   /**
    * Probability of replacing an example's condition by the null condition (null class, empty caption)
    * during training, so that one model learns p(x | c) and p(x) and can sample with classifier-free
@@ -100,7 +104,7 @@ export interface TrainResult {
 interface Split {
   /** [M, N] int64 */
   x0: Tensor;
-  /** [M, 1] int64 */
+  /** [M, condLength] int64 (label maps: [M, N]) */
   cond?: Tensor;
 }
 
@@ -118,7 +122,7 @@ export class ScaleTrainer {
   private runStart = 0;
   private runSecondsBefore = 0;
   history: ValRecord[] = [];
-  private readonly cfg: Required<Omit<ScaleTrainConfig, 'val'>> & Pick<ScaleTrainConfig, 'val'>;
+  private readonly cfg: Required<Omit<ScaleTrainConfig, 'val' | 'segmentation' | 'valSegmentation'>> & Pick<ScaleTrainConfig, 'val' | 'segmentation' | 'valSegmentation'>;
   private readonly trainSet: Split;
   /** Fixed validation pairs: x_0, x_{t-1}, x_t [M, N]. */
   private readonly valSet: Split & { xtm1: Tensor; xt: Tensor };
@@ -147,10 +151,9 @@ export class ScaleTrainer {
     const [, h, w] = data.gridShape;
     const dropout = this.cfg.conditionDropout;
     if (!(dropout >= 0 && dropout < 1)) throw new RangeError(`conditionDropout must lie in [0, 1), got ${dropout}`);
-    if (dropout > 0 && (conditioning.kind === 'none' || !conditioning.nullable)) throw new Error('conditionDropout needs a nullable class or text conditioning');
+    if (dropout > 0 && (conditioning.kind === 'none' || !conditioning.nullable)) throw new Error('conditionDropout needs a nullable class, text or segmentation conditioning');
     this.nullCond = conditioning.kind !== 'none' && conditioning.nullable ? nullCondition(conditioning).to(this.cfg.device).keep() : undefined;
-    const { condLength, condVocab } = conditioningShape(conditioning);
-    const shape: ChainShape = { K: chain.K, T: chain.T, tokens: h * w, ...(condLength ? { condLength, condVocab } : {}) };
+    const shape: ChainShape = { K: chain.K, T: chain.T, tokens: h * w, ...shapeOfConditioning(conditioning) };
     this.spec = { t, shape, schedule: chain.schedule, model: this.cfg.model };
     this.schedule = makeSchedule(chain.schedule, chain.T);
     const device = this.cfg.device;
@@ -255,7 +258,7 @@ export class ScaleTrainer {
     this.gradSync?.dispose();
   }
 
-  /** Conditions [B, condLength], each replaced by the null condition with probability `conditionDropout`. */
+  /** Conditions [B, condLength] (maps [B, N]), each replaced by the null condition with probability `conditionDropout`. */
   private dropConditions(cond: Tensor | undefined): Tensor | undefined {
     const p = this.cfg.conditionDropout;
     if (!cond || p === 0) return cond;
@@ -311,10 +314,20 @@ export class ScaleTrainer {
     this.log(`scale ${this.cfg.t}: resumed from ${this.checkpoint} at step ${this.step}`);
   }
 
-  /** Train grids and held-out validation grids ([M, N] int64, labels [M, 1] when class-conditional). */
+  /** Train grids and held-out validation grids ([M, N] int64, labels [M, 1] when class-conditional, maps [M, N] for segmentation). */
   private loadData(conditioning: Conditioning): { train: Split; val: Split; gridShape: number[] } {
     const { chain, valSize } = this.cfg;
-    const trainFile = readTokenFile(this.cfg.train);
+    /** A token file, with its label maps attached for a segmentation chain. */
+    const read = (path: string, maps: string | undefined, role: string): TokenSet => {
+      const file = readTokenFile(path);
+      if (conditioning.kind !== 'segmentation') {
+        if (maps !== undefined) throw new Error(`${role} label maps given, but the chain is not segmentation-conditional`);
+        return file;
+      }
+      if (maps === undefined) throw new Error(`a segmentation-conditional chain needs the token file of ${path}'s label maps (${role})`);
+      return withMaps(file, path, readTokenFile(maps), maps, conditioning);
+    };
+    const trainFile = read(this.cfg.train, this.cfg.segmentation, 'segmentation');
     if (trainFile.K !== undefined && trainFile.K !== chain.K) throw new Error(`${this.cfg.train} holds tokens of a K = ${trainFile.K} codebook, the chain is configured with K = ${chain.K}`);
     /** Grids [M, N] and their conditions [M, condLength] of `file` (the first `count`, or those at `idx`). */
     const split = (file: TokenSet, path: string, select: { idx?: Tensor; count?: number }): Split => {
@@ -326,7 +339,7 @@ export class ScaleTrainer {
       return cond ? { x0, cond: cond.keep() } : { x0 };
     };
     if (this.cfg.val) {
-      const valFile = readTokenFile(this.cfg.val);
+      const valFile = read(this.cfg.val, this.cfg.valSegmentation, 'valSegmentation');
       const count = Math.min(valSize, valFile.tokens.size(0));
       return { train: split(trainFile, this.cfg.train, {}), val: split(valFile, this.cfg.val, { count }), gridShape: trainFile.tokens.shape };
     }

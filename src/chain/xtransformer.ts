@@ -2,7 +2,9 @@
  * The encoder-decoder reverse model of scales 1..T-1 (BART-style; the official `XTransformer`, itself
  * modified from lucidrains' x-transformers), with the same state-dict keys:
  *
- * - encoder: bidirectional over `[t, (cond…), x_t]` → embeddings [B, S, dim] (after its final norm);
+ * - encoder: bidirectional over `[t, (cond…), x_t]` → embeddings [B, S, dim] (after its final norm); a
+ *   segmentation chain's encoder fuses the label map's tokens into the x_t positions (layers.ts
+ *   `MapFusion`, key `encoder.map_fusion.*`) before the positions are added;
  * - decoder: causal over `[SOS, x_{t-1}[:-1]]`, cross-attending to the encoder; output i predicts x_{t-1}[i];
  * - both: token embedding + learned absolute positions (no √dim scaling), pre-LayerNorm sub-layers
  *   x + f(LN(x)) — encoder (self-attention, feed-forward)×depth, decoder (causal self-attention,
@@ -20,7 +22,7 @@
  */
 import { type Tensor, zeros, tensor, tidy } from '../torch/index.js';
 import { Module, ModuleList, Linear, LayerNorm, Embedding, Dropout, init, Sequential, GELU } from '../nn/index.js';
-import { type KVCache, type KVSlot, splitHeads, mergeHeads, attend, causalBlocked, maxNegative } from './layers.js';
+import { type KVCache, type KVSlot, MapFusion, splitHeads, mergeHeads, attend, causalBlocked, maxNegative } from './layers.js';
 
 /** One side (encoder or decoder) of the model. */
 export interface StackConfig {
@@ -29,6 +31,9 @@ export interface StackConfig {
   maxSeqLen: number;
   depth: number;
   heads: number;
+  /** Label-map ids (segmentation chains): a map fused channel-wise from position `mapStart` on. */
+  mapVocab?: number;
+  mapStart?: number;
 }
 
 export interface XTransformerConfig {
@@ -158,21 +163,26 @@ export class TokenTransformer extends Module {
   readonly attn_layers: AttentionLayers;
   readonly norm: LayerNorm;
   readonly to_logits: Linear;
+  readonly map_fusion?: MapFusion;
 
   constructor(readonly cfg: StackConfig, dim: number, dimHead: number, o: { causal: boolean; crossAttend: boolean }) {
     super();
     this.token_emb = this.module('token_emb', new Embedding(cfg.numTokens, dim));
     init.normal_(this.token_emb.weight, 0, 0.02);
+    if (cfg.mapVocab) this.map_fusion = this.module('map_fusion', new MapFusion(cfg.mapVocab, dim));
     this.pos_emb = this.module('pos_emb', new AbsolutePositionalEmbedding(dim, cfg.maxSeqLen));
     this.attn_layers = this.module('attn_layers', new AttentionLayers(dim, cfg.depth, cfg.heads, dimHead, o));
     this.norm = this.module('norm', new LayerNorm(dim));
     this.to_logits = this.module('to_logits', new Linear(dim, cfg.numTokens));
   }
 
-  /** ids [B, L] → logits [B, L, numTokens], or the normed embeddings [B, L, dim]. */
-  forward(ids: Tensor, o: { context?: Tensor; cache?: KVCache; returnEmbeddings?: boolean } = {}): Tensor {
+  /** ids [B, L] (and a label map [B, M] when the stack fuses one) → logits [B, L, numTokens], or the normed embeddings [B, L, dim]. */
+  forward(ids: Tensor, o: { context?: Tensor; cache?: KVCache; returnEmbeddings?: boolean; map?: Tensor } = {}): Tensor {
     const offset = o.cache?.length ?? 0;
-    const x = this.token_emb.forward(ids).add(this.pos_emb.forward(ids.size(1), offset));
+    let x = this.token_emb.forward(ids); // [B, L, dim]
+    if (!this.map_fusion !== !o.map) throw new Error(this.map_fusion ? 'this model is segmentation-conditional: it needs the label map\'s tokens' : 'this model takes no label map');
+    if (this.map_fusion && o.map) x = this.map_fusion.forward(x, o.map, this.cfg.mapStart ?? 0);
+    x = x.add(this.pos_emb.forward(ids.size(1), offset));
     const h = this.norm.forward(this.attn_layers.forward(x, o));
     if (o.cache) o.cache.length += ids.size(1);
     return o.returnEmbeddings ? h : this.to_logits.forward(h);
@@ -191,17 +201,17 @@ export class XTransformer extends Module {
     this.decoder = this.module('decoder', new TokenTransformer(cfg.decoder, cfg.dim, dimHead, { causal: true, crossAttend: true }));
   }
 
-  /** src [B, S] → encoder embeddings [B, S, dim]. */
-  encode(src: Tensor): Tensor {
-    return this.encoder.forward(src, { returnEmbeddings: true });
+  /** src [B, S] (and the label map [B, N] of a segmentation chain) → encoder embeddings [B, S, dim]. */
+  encode(src: Tensor, map?: Tensor): Tensor {
+    return this.encoder.forward(src, { returnEmbeddings: true, map });
   }
 
   /**
    * Decoder logits [B, L, decoder.numTokens] for tgt [B, L]. `enc` skips the encoder (sampling runs it
    * once); with `cache`, tgt holds only the tokens after the cached ones.
    */
-  forward(src: Tensor, tgt: Tensor, o: { enc?: Tensor; cache?: KVCache } = {}): Tensor {
-    const enc = o.enc ?? this.encode(src);
+  forward(src: Tensor, tgt: Tensor, o: { enc?: Tensor; cache?: KVCache; map?: Tensor } = {}): Tensor {
+    const enc = o.enc ?? this.encode(src, o.map);
     return this.decoder.forward(tgt, { context: enc, cache: o.cache });
   }
 }
@@ -224,7 +234,7 @@ export class ResidualScaledXTransformer extends XTransformer {
     this.scale_alphas.copy_(tensor(Float32Array.from(alpha)));
   }
 
-  override forward(src: Tensor, tgt: Tensor, o: { enc?: Tensor; cache?: KVCache } = {}): Tensor {
+  override forward(src: Tensor, tgt: Tensor, o: { enc?: Tensor; cache?: KVCache; map?: Tensor } = {}): Tensor {
     const { scalePos, xtStart, xtSize } = this.cfg;
     const K = this.cfg.decoder.numTokens;
     const offset = o.cache?.length ?? 0;

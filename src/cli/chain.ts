@@ -23,9 +23,10 @@ import { SchemaError } from '../io/schema.js';
 import { type Tensor, manualSeed, readSafetensorsHeader } from '../torch/index.js';
 import { makeSchedule, type ScheduleSpec } from '../diffusion/index.js';
 import { dataParallelFromEnv, launchRanks, DEFAULT_TIMEOUT_MS } from '../distributed/index.js';
+import { SEGMENT_LABELS } from '../data/index.js';
 import {
   ScaleTrainer, checkpointPath, exportChain, heldOutSplit, readTokenFile, chainManifest, writeManifest, loadChain, chainNll, readManifest, chainFiles,
-  NONE, conditionsOf, textConditioning, modelCard, type EvalRow,
+  NONE, SEGMENTATION_VQGAN, conditionsOf, describeConditioning, textConditioning, withMaps, modelCard, type EvalRow,
   type ScaleTrainConfig, type ScaleModelConfig, type ValRecord, type ChainManifest, type Conditioning, type TokenSet,
 } from '../chain/index.js';
 
@@ -68,9 +69,18 @@ Chain:
   --K N              codebook size (default: what the token file declares)
   --classes N        condition on the token file's labels 0..N-1
   --caption-length L condition on the token file's captions, CLIP-BPE tokenized to L tokens
-  --cond-dropout P   replace a condition by the null one (null class, empty caption) with probability
-                     P, so the chain also samples unconditionally and with classifier-free guidance
-                     (e.g. 0.1)
+  --segmentation-tokens FILE
+                     condition on label maps: the token file of --tokens' label maps, grid for grid
+                     (same count and order, same h×w; 'imagebart vqgan encode --data
+                     mnist-segmentation' with the label-map VQ model), fused channel-wise into every
+                     scale's input
+  --segmentation-vqgan FILE
+                     the label-map VQ model that made them (required with --segmentation-tokens;
+                     recorded in the manifest: sampling tokenizes a user's map with it)
+  --val-segmentation-tokens FILE   the label maps of --val
+  --cond-dropout P   replace a condition by the null one (null class, empty caption, null map) with
+                     probability P, so the chain also samples unconditionally and with classifier-free
+                     guidance (e.g. 0.1)
 
 Model (the defaults give 2-4M parameters per scale on 8×8 grids of ≤ 512 codes):
   --width N          model width (default ${DEFAULTS.width})
@@ -115,6 +125,8 @@ Data-parallel (one scale over several processes and hosts, on PyTorch's c10d wit
 
 Examples:
   imagebart chain train --tokens tokens.safetensors --out chain --scale 2
+  imagebart chain train --tokens tokens.safetensors --segmentation-tokens map-tokens.safetensors \
+    --segmentation-vqgan seg-vqgan.safetensors --vqgan vqgan.safetensors --cond-dropout 0.1 --out seg-chain --all
   imagebart chain train --tokens tokens.safetensors --out chain --scale 2 --nproc-per-node 2
   # two hosts, two ranks each (run on both, with --node-rank 0 and 1):
   imagebart chain train --tokens tokens.safetensors --out /shared/chain --scale 2 \
@@ -132,6 +144,8 @@ Token space only: the VQGAN's reconstruction term is not included.
   --tokens FILE      token grids to score
   --split test|val   test: every grid of --tokens (default); val: the grids training held out for
                      validation (--tokens defaults to the training file the checkpoints recorded)
+  --segmentation-tokens FILE   the label maps of --tokens (segmentation chains; --split val: default the
+                     training file's, as the checkpoints recorded)
   --limit N          score the first N grids only
   --weights ema|train  the EMA weights (default) or the training weights
   --batch-size N     (default 64)
@@ -154,6 +168,9 @@ const TRAIN_OPTIONS = {
   classes: { type: 'string' },
   'caption-length': { type: 'string' },
   'cond-dropout': { type: 'string' },
+  'segmentation-tokens': { type: 'string' },
+  'segmentation-vqgan': { type: 'string' },
+  'val-segmentation-tokens': { type: 'string' },
   width: { type: 'string' },
   heads: { type: 'string' },
   'enc-depth': { type: 'string' },
@@ -192,6 +209,7 @@ const NLL_OPTIONS = {
   manifest: { type: 'string' },
   tokens: { type: 'string' },
   split: { type: 'string' },
+  'segmentation-tokens': { type: 'string' },
   limit: { type: 'string' },
   weights: { type: 'string' },
   'batch-size': { type: 'string' },
@@ -237,20 +255,46 @@ function modelConfig(v: TrainValues, t: number, T: number): ScaleModelConfig {
 }
 
 /**
- * The conditioning of --classes / --caption-length (nullable with --cond-dropout). A text chain's
- * vocabulary is read off the training file's captions, so every scale's process builds the same one.
+ * The conditioning of --classes / --caption-length / --segmentation-tokens (nullable with --cond-dropout).
+ * A text chain's vocabulary is read off the training file's captions, so every scale's process builds
+ * the same one; a segmentation chain's K off its map token file, checked against its VQ model.
  */
-function conditioningFlags(v: TrainValues, file: TokenSet): Conditioning {
+async function conditioningFlags(v: TrainValues, file: TokenSet, out: string): Promise<Conditioning> {
   const classes = int(v.classes, 'classes', 1), length = int(v['caption-length'], 'caption-length', 2);
   const nullable = (probability(v['cond-dropout'], 'cond-dropout') ?? 0) > 0;
-  if (classes !== undefined && length !== undefined) throw new UsageError('give --classes or --caption-length, not both');
+  const maps = v['segmentation-tokens'];
+  if ([classes, length, maps].filter((x) => x !== undefined).length > 1) throw new UsageError('give one of --classes, --caption-length and --segmentation-tokens');
+  for (const f of ['segmentation-vqgan', 'val-segmentation-tokens'] as const) if (v[f] !== undefined && maps === undefined) throw new UsageError(`--${f} goes with --segmentation-tokens`);
+  if (maps !== undefined) return segmentationConditioning(v, file, maps, out, nullable);
   if (classes !== undefined) return { kind: 'class', classes, nullable };
   if (length !== undefined) {
     if (!file.captions) throw new UsageError(`${v.tokens} has no captions: a text-conditional chain needs a token file of a captioned dataset`);
     return textConditioning(file.captions, length, nullable);
   }
-  if (nullable) throw new UsageError('--cond-dropout needs --classes or --caption-length');
+  if (nullable) throw new UsageError('--cond-dropout needs --classes, --caption-length or --segmentation-tokens');
   return NONE;
+}
+
+/** A segmentation conditioning: maps checked against --tokens (withMaps) and the label-map VQ model. */
+async function segmentationConditioning(v: TrainValues, file: TokenSet, maps: string, out: string, nullable: boolean): Promise<Conditioning> {
+  const vq = need(v['segmentation-vqgan'], 'segmentation-vqgan');
+  for (const p of [maps, vq, v['val-segmentation-tokens']]) if (p !== undefined && !existsSync(p)) throw new UsageError(`${p} does not exist`);
+  if (v['val-segmentation-tokens'] === undefined && v.val !== undefined) throw new UsageError('--val of a segmentation chain needs --val-segmentation-tokens (its label maps)');
+  const mapFile = readTokenFile(maps);
+  if (mapFile.K === undefined) throw new UsageError(`${maps} does not declare its codebook size K ('imagebart vqgan encode' writes it)`);
+  const { loadVQModel } = await import('../vqgan/index.js');
+  const model = loadVQModel(vq);
+  if (model.numTokens !== mapFile.K) throw new UsageError(`--segmentation-vqgan ${vq} has ${model.numTokens} token ids, but ${maps} declares K = ${mapFile.K}`);
+  const labels = [...SEGMENT_LABELS];
+  if (model.config.ddconfig.inChannels !== labels.length) throw new UsageError(`--segmentation-vqgan ${vq} reads ${model.config.ddconfig.inChannels} channels, label maps have ${labels.length} (${labels.join(', ')})`);
+  const c: Conditioning = { kind: 'segmentation', vqgan: relative(out, vq), K: mapFile.K, labels, nullable };
+  try {
+    withMaps(file, need(v.tokens, 'tokens'), mapFile, maps, c);
+  } catch (e) {
+    throw new UsageError(`--segmentation-tokens: ${(e as Error).message}`);
+  }
+  mapFile.tokens.dispose();
+  return c;
 }
 
 /** Scale t's training config from the options; unset ones take the trainer's defaults. */
@@ -263,6 +307,8 @@ function scaleConfig(v: TrainValues, out: string, t: number, declaredK: number |
     t,
     chain: { K, T, schedule: scheduleSpec(v.schedule ?? DEFAULTS.schedule, T), conditioning },
     conditionDropout,
+    segmentation: v['segmentation-tokens'] === undefined ? undefined : resolve(v['segmentation-tokens']),
+    valSegmentation: v['val-segmentation-tokens'] === undefined ? undefined : resolve(v['val-segmentation-tokens']),
     model: modelConfig(v, t, T),
     train: resolve(need(v.tokens, 'tokens')),
     val: v.val === undefined ? undefined : resolve(v.val),
@@ -292,7 +338,7 @@ async function train(v: TrainValues): Promise<number> {
   if (!existsSync(tokens)) throw new UsageError(`token file ${tokens} does not exist`);
   const file = readTokenFile(tokens); // fails early and clearly on a corrupt or inconsistent file
   const [, h, w] = file.tokens.shape;
-  const conditioning = conditioningFlags(v, file);
+  const conditioning = await conditioningFlags(v, file, out);
   file.tokens.dispose();
   file.labels?.dispose();
   const configs = scales.map((t) => scaleConfig(v, out, t, file.K, conditioning));
@@ -520,8 +566,16 @@ function gridsToScore(
   const c = split === 'val' ? validationConfig(m, manifestPath, at) : undefined;
   const source = need(v.tokens ?? c?.val ?? c?.train, 'tokens');
   if (!existsSync(source)) throw new UsageError(`token file ${source} does not exist`);
-  const file = readTokenFile(source);
+  let file = readTokenFile(source);
   if (file.K !== undefined && file.K !== m.K) throw new Error(`${source} holds tokens of a K = ${file.K} codebook, the chain has K = ${m.K}`);
+  if (m.conditioning.kind === 'segmentation') {
+    const maps = v['segmentation-tokens'] ?? (c ? (c.val ? c.valSegmentation : c.segmentation) : undefined);
+    if (maps === undefined) throw new UsageError(`a segmentation chain scores grids with their label maps: pass --segmentation-tokens`);
+    if (!existsSync(maps)) throw new UsageError(`token file ${maps} does not exist`);
+    file = withMaps(file, source, readTokenFile(maps), maps, m.conditioning);
+  } else if (v['segmentation-tokens'] !== undefined) {
+    throw new UsageError(`--segmentation-tokens: this chain is conditioned on ${describeConditioning(m.conditioning)}`);
+  }
   // the trainers validated on the first valSize grids of their val file, else of a seeded permutation of their training file
   const rows = c && !c.val ? heldOutSplit(file.tokens.size(0), c.valSize!, c.seed!).val : undefined;
   const n = Math.min(c?.valSize ?? Infinity, int(v.limit, 'limit') ?? Infinity, file.tokens.size(0));
@@ -571,7 +625,7 @@ const EXPORT_HELP = `imagebart chain export --manifest FILE --out DIR [--half] [
 
 Writes DIR/chain.json, DIR/scale<t>.safetensors (each scale's EMA weights and buffers, no training
 weights or optimiser state: about a quarter of a training checkpoint) and DIR/vqgan.safetensors (the
-VQGAN's weights and used-code list). The copy samples and edits like the original; it cannot resume
+VQGAN's weights and used-code list; a segmentation chain's label-map model as seg-vqgan.safetensors). The copy samples and edits like the original; it cannot resume
 training.
 
   --manifest FILE   the trained chain's manifest
@@ -600,6 +654,7 @@ async function exportCommand(v: { manifest?: string; out?: string; half?: boolea
   plan.add(join(out, MANIFEST), 'json');
   for (const s of m.scales) plan.add(join(out, `scale${s.t}.safetensors`), 'safetensors');
   if (m.vqgan) plan.add(join(out, 'vqgan.safetensors'), 'safetensors');
+  if (m.conditioning.kind === 'segmentation') plan.add(join(out, SEGMENTATION_VQGAN), 'safetensors');
   const { loadVQModel, saveVQModel } = await import('../vqgan/index.js');
   const path = exportChain(manifest, out, {
     half: v.half,

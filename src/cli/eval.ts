@@ -39,6 +39,7 @@ Examples:
   imagebart eval classifier --data mnist --out models/mnist/classifier.safetensors
   imagebart eval reference --vqgan models/mnist/vqgan.safetensors --classifier models/mnist/classifier.safetensors --data mnist
   imagebart eval samples --chain models/mnist/chain.json --classifier models/mnist/classifier.safetensors --count 1000
+  imagebart eval samples --chain models/mnist-seg/chain.json --classifier models/mnist/classifier.safetensors --data mnist-segmentation
   imagebart eval completion --chain models/mnist/chain.json --classifier models/mnist/classifier.safetensors --data mnist --mask upper-half
 
 classifier options:
@@ -47,7 +48,10 @@ classifier options:
 
 Common options:
   --classifier FILE   the feature classifier (eval classifier --out)
-  --data NAME         held-out images: the test split of mnist, fashion-mnist, emoji-google, emoji-twitter or a folder
+  --data NAME         held-out images: the test split of mnist, fashion-mnist, emoji-google, emoji-twitter or a folder;
+                      eval samples of a segmentation chain: the held-out label maps it is conditioned
+                      on (mnist-segmentation, fashion-mnist-segmentation), reported with the mean IoU
+                      of each map with the label map of its sample (segmentationIoU)
   --count N           images scored (default 1000; Fréchet distance is biased by N)
   --batch-size N      (default 100 for reference, 50 for samples/completion)
   --seed N            which held-out images and which sampling noise (default 0)
@@ -131,10 +135,11 @@ function report(v: Values, records: EvalRecord[], context: Record<string, unknow
     return;
   }
   const f = (x: unknown, d = 3) => (typeof x === 'number' ? x.toFixed(d) : '—');
-  console.log('| what | N | seed | Fréchet | IS-like | confident > 0.9 | accuracy | region L1 | region PSNR |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  const iou = rows.some((r) => r.segmentationIoU !== undefined);
+  console.log(`| what | N | seed | Fréchet | IS-like | confident > 0.9 | accuracy | region L1 | region PSNR |${iou ? ' segmentation IoU |' : ''}`);
+  console.log(`|---|---|---|---|---|---|---|---|---|${iou ? '---|' : ''}`);
   for (const r of rows) {
-    console.log(`| ${r.kind} | ${r.n} | ${r.seed} | ${f(r.frechet)} | ${f(r.inceptionScore, 2)} | ${f(r.confident)} | ${f(r.accuracy)} | ${f(r.regionL1)} | ${f(r.regionPsnr, 2)} |`);
+    console.log(`| ${r.kind} | ${r.n} | ${r.seed} | ${f(r.frechet)} | ${f(r.inceptionScore, 2)} | ${f(r.confident)} | ${f(r.accuracy)} | ${f(r.regionL1)} | ${f(r.regionPsnr, 2)} |${iou ? ` ${f(r.segmentationIoU)} |` : ''}`);
   }
 }
 
@@ -177,7 +182,7 @@ async function referenceCommand(v: Values): Promise<number> {
 async function chainCommand(v: Values, completion: boolean): Promise<number> {
   const classifier = loadClassifier(need(v.classifier, 'classifier'));
   const chainPath = need(v.chain, 'chain');
-  const { chain, firstStage } = loadSamplingChain(chainPath);
+  const { chain, firstStage, mapStage } = loadSamplingChain(chainPath);
   const common = {
     count: integer(v.count, 'count', 2), batchSize: integer(v['batch-size'], 'batch-size', 1), seed: integer(v.seed, 'seed'),
     classChoice: classChoice(v.class), guidance: number(v.guidance, 'guidance'), settings: settings(v),
@@ -190,8 +195,14 @@ async function chainCommand(v: Values, completion: boolean): Promise<number> {
     const { resolution, inChannels } = firstStage.config.ddconfig;
     record = evaluateCompletion(classifier, chain, firstStage, heldOut(v, resolution, inChannels as 1 | 3), { ...common, mask, onProgress: progress('completion', v.json) });
   } else {
-    if (v.data !== undefined) throw new UsageError('eval samples compares against the classifier\'s reference statistics: --data is not used');
-    record = evaluateSamples(classifier, chain, firstStage, { ...common, onProgress: progress('samples', v.json) });
+    let maps: { dataset: ImageDataset; stage: typeof firstStage } | undefined;
+    if (mapStage) {
+      if (v.data === undefined) throw new UsageError('a segmentation chain samples from held-out label maps: give --data mnist-segmentation (or another segmentation dataset)');
+      maps = { dataset: openDataset(v.data, { split: 'test', resolution: mapStage.config.ddconfig.resolution }), stage: mapStage };
+    } else if (v.data !== undefined) {
+      throw new UsageError('eval samples compares against the classifier\'s reference statistics: --data is not used (but for a segmentation chain\'s label maps)');
+    }
+    record = evaluateSamples(classifier, chain, firstStage, { ...common, maps, onProgress: progress('samples', v.json) });
   }
   report(v, [record], { chain: chainPath, classifier: v.classifier });
   return 0;

@@ -10,10 +10,10 @@ import { UsageError, LIMITS, device, integer, grid as gridFlag, need, parseArgs,
 import { OutputPlan, OutputError } from '../io/output.js';
 import { SchemaError } from '../io/schema.js';
 import { loadClassifier } from '../eval/index.js';
-import { describeConditioning, readManifest, chainFiles, type Condition, type Conditioning } from '../chain/index.js';
+import { describeConditioning, readManifest, chainFiles } from '../chain/index.js';
 import { decodeImage } from '../data/index.js';
-import { DECODINGS, NAMED_MASKS, isNamedMask, type Decoding, type ScaleSettings } from '../sample/index.js';
-import { Pipeline, RequestError, gridPng, manifestPath, parseSeed, useLatencyBoundThreads } from '../pipeline/index.js';
+import { DECODINGS, NAMED_MASKS, LabelMapError, isNamedMask, readLabelMap, type Decoding, type LabelMap, type ScaleSettings } from '../sample/index.js';
+import { Pipeline, RequestError, gridPng, manifestPath, parseSeed, useLatencyBoundThreads, type RequestCondition } from '../pipeline/index.js';
 import { Progress } from './progress.js';
 
 const OUTPUT_RULES = `Outputs: an existing file is never replaced without --force; a path that is one of the run's
@@ -23,7 +23,8 @@ whole (temporary file, then rename). Limits: --count ≤ ${LIMITS.count}, --batc
 --grid sides ≤ ${LIMITS.gridSide} tokens; pictures ≤ 16384 pixels a side and 40 megapixels.
 Examples:
   imagebart sample --chain runs/chain/chain.json --count 64 --seed 1 --out samples.png
-  imagebart edit --chain runs/chain/chain.json --image digit.png --mask upper-half --out edit.png --force`;
+  imagebart edit --chain runs/chain/chain.json --image digit.png --mask upper-half --out edit.png --force
+  imagebart sample --chain runs/seg-chain/chain.json --segmentation my-digit-shape.png --count 8 --out shaped.png`;
 
 const SETTINGS_HELP = `Per-scale values (--temperature, --top-k, --top-p, --repeats) are one value for every scale or a
 comma list in sampling order, scale T first: with T = 3, '--temperature 1,0.9,0.8' runs scale 3 at 1.0
@@ -49,6 +50,13 @@ Options:
   --class N[,…]         class ids of a class-conditional chain: one for all images or one per image
                         ('null': the null class of a chain trained with --cond-dropout: unconditional)
   --prompt TEXT[|…]     caption(s) of a text-conditional chain: one for all images or one per image
+  --segmentation FILE   label map of a segmentation-conditional chain, for every image ('null': the null
+                        map of a chain trained with --cond-dropout). A PNG/JPEG either colour-coded —
+                        each pixel background red #ff0000, stroke green #00ff00 or outline blue #0000ff
+                        (one-hot, as 'vqgan decode' shows label maps), exactly the model's size — or a
+                        grey light-on-dark shape of any size (e.g. a drawn digit), whose labels are
+                        derived as in training. The sidecar records each image's segmentation fidelity
+                        (mean IoU of the map with the label map of the sample)
   --guidance S[,…]      classifier-free guidance scale (chains trained with --cond-dropout): logits
                         l_u + S·(l_c − l_u); 1 is plain conditional sampling, > 1 sharper
   --accept-rate R       classifier rejection sampling (class chains): draw count/R samples per class and
@@ -88,7 +96,8 @@ Options:
   --seed N              seed (default: random, recorded in the sidecar)
   --repeats N[,…]       repeats per scale (default: 3 per scale for geometric schedules, else 5; 1 at scale T)
   --temperature X[,…]  --top-k N[,…]  --top-p X[,…]  --decoding MODE  --class N  --prompt TEXT
-  --guidance S  --no-ema  --force  --device D  --json   as for sample
+  --segmentation FILE  --guidance S  --no-ema  --force  --device D  --json   as for sample
+  With --segmentation the repainted region follows the map (the kept one stays the picture's own).
 
 ${SETTINGS_HELP}
 `;
@@ -104,6 +113,7 @@ const COMMON = {
   'top-p': { type: 'string' },
   class: { type: 'string' },
   prompt: { type: 'string' },
+  segmentation: { type: 'string' },
   guidance: { type: 'string' },
   decoding: { type: 'string' },
   'no-ema': { type: 'boolean' },
@@ -161,13 +171,17 @@ function decodingFlag(v: string | undefined): Decoding {
   return v as Decoding;
 }
 
+const CONDITION_FLAG = { none: undefined, class: 'class', text: 'prompt', segmentation: 'segmentation' } as const;
+
 /**
- * What the images are conditioned on, from --class (ids, or 'null' for the null class) or --prompt
- * (a caption; several separated by '|'): whichever flag the chain takes (the pipeline checks the values).
+ * What the images are conditioned on, from --class (ids, or 'null' for the null class), --prompt
+ * (a caption; several separated by '|') or --segmentation (a label-map picture, or 'null'): whichever
+ * flag the chain takes (the pipeline checks the values).
  */
-function conditionFlags(v: { class?: string; prompt?: string }, c: Conditioning): Condition[] | undefined {
-  const flag = c.kind === 'class' ? 'class' : c.kind === 'text' ? 'prompt' : undefined;
-  for (const f of ['class', 'prompt'] as const) {
+function conditionFlags(v: { class?: string; prompt?: string; segmentation?: string }, model: Pipeline): RequestCondition[] | undefined {
+  const c = model.manifest.conditioning;
+  const flag = CONDITION_FLAG[c.kind];
+  for (const f of ['class', 'prompt', 'segmentation'] as const) {
     if (v[f] !== undefined && f !== flag) {
       throw new UsageError(`--${f}: ${c.kind === 'none' ? 'this chain is unconditional' : `this chain is conditioned on ${describeConditioning(c)}`}`);
     }
@@ -175,14 +189,37 @@ function conditionFlags(v: { class?: string; prompt?: string }, c: Conditioning)
   if (!flag) return undefined;
   const raw = v[flag];
   if (raw === undefined) throw new UsageError(`--${flag} is required: this chain is conditioned on ${describeConditioning(c)}`);
+  if (flag === 'segmentation') return [raw === 'null' ? null : segmentationFlag(raw, model)];
   return flag === 'class'
     ? raw.split(',').map((s) => (s.trim() === 'null' ? null : integer(s.trim(), 'class')!))
     : raw.split('|').map((s) => s.trim());
 }
 
-/** --guidance S[,…]: classifier-free guidance, one scale for every scale of the chain or one per scale (scale T first). */
-function guidanceFlag(v: string | undefined, T: number): number | Record<number, number> | undefined {
+/** --segmentation FILE: the label map a picture holds (sample/segmentation.ts `readLabelMap`), at the label-map model's size. */
+function segmentationFlag(path: string, model: Pipeline): LabelMap {
+  const c = model.manifest.conditioning;
+  if (c.kind !== 'segmentation' || !model.mapStage) throw new UsageError('--segmentation: this chain has no label-map model');
+  if (!existsSync(path)) throw new UsageError(`--segmentation ${path} does not exist`);
+  try {
+    return readLabelMap(decodeImage(readFileSync(path), path), model.mapStage.config.ddconfig.resolution, c.labels);
+  } catch (e) {
+    if (e instanceof LabelMapError) throw new UsageError(`--segmentation ${path}: ${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * --guidance S[,…]: classifier-free guidance, one scale for every scale of the chain or one per scale
+ * (scale T first); refused for a chain without a null condition.
+ */
+function guidanceFlag(v: string | undefined, model: Pipeline): number | Record<number, number> | undefined {
   if (v === undefined) return undefined;
+  const c = model.manifest.conditioning;
+  if (c.kind === 'none' || !c.nullable) {
+    throw new UsageError(`--guidance needs a chain trained with --cond-dropout (it has a null condition to guide against); this chain is ` +
+      `${c.kind === 'none' ? 'unconditional' : `conditioned on ${describeConditioning(c)}, without a null ${CONDITION_FLAG[c.kind] === 'prompt' ? 'caption' : CONDITION_FLAG[c.kind] === 'segmentation' ? 'map' : 'class'}`}`);
+  }
+  const T = model.info.T;
   return v.includes(',') ? perScale(v, T, 'guidance', Number) : perScale(v, 1, 'guidance', Number)[1];
 }
 
@@ -195,6 +232,12 @@ function seedFlag(v: string | undefined): bigint | undefined {
     throw new UsageError(`--${(e as Error).message}`);
   }
 }
+
+/** --segmentation's picture as an input the outputs must not overwrite. */
+const segmentationInput = (v: string | undefined): [string, string | undefined] => ['label map (--segmentation)', v === 'null' ? undefined : v];
+
+/** The sidecar's record of --segmentation: the picture's path (or 'null'). */
+const segmentationRecord = (v: string | undefined) => (v === undefined ? {} : { segmentationMap: v === 'null' ? null : resolve(v) });
 
 const sidecarPath = (png: string) => png.replace(/\.png$/i, '') + '.json';
 const stepsPath = (png: string) => png.replace(/\.png$/i, '') + '-steps.png';
@@ -262,7 +305,7 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
   const grid = gridFlag(v.grid);
   const seed = seedFlag(v.seed);
   const out = v.out ?? 'samples.png';
-  const plan = planOutputs(v, chainPath, out, v.intermediates ? [stepsPath(out)] : []);
+  const plan = planOutputs(v, chainPath, out, v.intermediates ? [stepsPath(out)] : [], [segmentationInput(v.segmentation)]);
   const rejection = rejectionFlags(v);
   const progress = reporter('samples', count, v.json);
   const model = Pipeline.load(chainPath, { ema: !v['no-ema'], device: device(v.device) });
@@ -270,7 +313,7 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
   const r = model.sample(
     {
       count, batchSize, seed, scales: settingsFlags(v, T), decoding, grid, intermediates: v.intermediates,
-      condition: conditionFlags(v, model.manifest.conditioning), guidance: guidanceFlag(v.guidance, T), rejection,
+      condition: conditionFlags(v, model), guidance: guidanceFlag(v.guidance, model), rejection,
     },
     { onProgress: progress.onProgress },
   );
@@ -281,7 +324,7 @@ async function runSample(v: Values<typeof SAMPLE_OPTIONS>): Promise<number> {
     files.push(stepsPath(out));
     plan.write(files[1], gridPng(r.steps.flat(), r.shape, T + 1));
   }
-  const record = { ...r.sidecar, ...(rejection ? { classifier: resolve(rejection.path) } : {}), files };
+  const record = { ...r.sidecar, ...(rejection ? { classifier: resolve(rejection.path) } : {}), ...segmentationRecord(v.segmentation), files };
   const sidecar = writeSidecar(plan, out, record);
   const kept = r.sidecar.rejection ? ` (kept ${r.sidecar.rejection.kept} of ${r.sidecar.rejection.drawn} draws: acceptance rate ${r.sidecar.rejection.acceptRate.toFixed(3)})` : '';
   finished(v.json, `${count} samples${kept} in ${r.sidecar.seconds.toFixed(1)} s → ${files.join(', ')} (settings: ${sidecar})\n`, record);
@@ -300,7 +343,7 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
     throw new UsageError(`--mask '${maskArg}' is neither a mask name (${NAMED_MASKS.join(', ')}) nor an existing mask image`);
   }
   if (!existsSync(imagePath)) throw new UsageError(`--image ${imagePath} does not exist`);
-  const plan = planOutputs(v, chainPath, out, [], [['input picture (--image)', imagePath], ['mask (--mask)', isNamedMask(maskArg) ? undefined : maskArg]]);
+  const plan = planOutputs(v, chainPath, out, [], [['input picture (--image)', imagePath], ['mask (--mask)', isNamedMask(maskArg) ? undefined : maskArg], segmentationInput(v.segmentation)]);
   const image = decodeImage(readFileSync(imagePath), imagePath);
   const mask = isNamedMask(maskArg) ? maskArg : decodeImage(readFileSync(maskArg), maskArg);
   const progress = reporter('edits', count, v.json);
@@ -309,7 +352,7 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
   const repeats = perScale(v.repeats, T, 'repeats', (s) => integer(s, 'repeats', 1)!);
   const r = model.edit({
     image, mask, invert: v.invert, count, seed, scales: settingsFlags(v, T), decoding, composite: v.composite,
-    condition: conditionFlags(v, model.manifest.conditioning), guidance: guidanceFlag(v.guidance, T),
+    condition: conditionFlags(v, model), guidance: guidanceFlag(v.guidance, model),
     repeats: Object.keys(repeats).length ? repeats : undefined,
   }, { onProgress: progress.onProgress });
   progress.stop();
@@ -317,7 +360,7 @@ async function runEdit(v: Values<typeof EDIT_OPTIONS>): Promise<number> {
   plan.write(out, gridPng(row, r.shape, row.length));
   const s = r.sidecar;
   const record = {
-    ...s, image: resolve(imagePath), mask: typeof mask === 'string' ? mask : resolve(maskArg),
+    ...s, image: resolve(imagePath), mask: typeof mask === 'string' ? mask : resolve(maskArg), ...segmentationRecord(v.segmentation),
     layout: 'input, masked input, reconstruction, edits', files: [out],
   };
   const sidecar = writeSidecar(plan, out, record);

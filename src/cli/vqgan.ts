@@ -12,7 +12,7 @@ import type { ParseArgsConfig } from 'node:util';
 import { existsSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 import { tidy, noGrad, readSafetensorsHeader } from '../torch/index.js';
-import { openDataset, subset, makeGrid, encodePng, BUILTIN_DATASETS, type ImageDataset } from '../data/index.js';
+import { openDataset, subset, makeGrid, encodePng, BUILTIN_DATASETS, SEGMENT_LABELS, type ImageDataset } from '../data/index.js';
 import { makeConfig, type VQModelConfig, type UnknownIndex } from '../vqgan/config.js';
 import { DEFAULT_LOSS } from '../vqgan/loss.js';
 import { loadVQModel, saveVQModel } from '../vqgan/model.js';
@@ -34,7 +34,7 @@ Commands:
   train    Train a VQGAN (resumes from <out>/${CHECKPOINT} if present). Under torchrun's environment
            (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) each process is one rank of a data-parallel
            run on c10d: --batch-size per rank, rank 0 logs and saves.
-  eval     Reconstruction PSNR/L1 and codebook usage on a dataset split.
+  eval     Reconstruction PSNR/L1 and codebook usage on a dataset split (label maps: label accuracy, mean IoU).
   shrink   Keep only the codes used on a held-out split; write the shrunk model.
   encode   Tokenize a dataset split into a token file (int16/int32 grids + labels/captions).
   decode   Decode the first grids of a token file into a PNG grid.
@@ -208,11 +208,13 @@ function evalCommand(v: Values): number {
   const model = loadVQModel(need(v.model, 'model'));
   const dd = model.config.ddconfig;
   const ds = open(v.data ?? 'mnist', v.split ?? 'test', dd.resolution, dd.inChannels);
-  const r = evaluate(model, ds, { batchSize: batchSizeFlag(v), maxImages: integer(v['max-images'], 'max-images', 1) });
+  const labelMaps = ds.name.endsWith(':segmentation') ? SEGMENT_LABELS.length : undefined;
+  const r = evaluate(model, ds, { batchSize: batchSizeFlag(v), maxImages: integer(v['max-images'], 'max-images', 1), labelMaps });
   const { counts: _counts, ...summary } = r;
   const out = { ...summary, dataset: ds.name, nEmbed: model.config.nEmbed, tokens: model.numTokens };
+  const labels = r.meanIoU === undefined ? '' : `, label accuracy ${(100 * r.labelAccuracy!).toFixed(2)}%, mean IoU ${r.meanIoU.toFixed(4)}`;
   process.stdout.write(v.json ? JSON.stringify(out) + '\n' :
-    `${ds.name}: ${r.images} images, PSNR ${r.psnr.toFixed(2)} dB, L1 ${r.l1.toFixed(4)}, codes used ${r.usedCodes}/${model.config.nEmbed} (${(100 * r.usage).toFixed(1)}%), perplexity ${r.perplexity.toFixed(1)}\n`);
+    `${ds.name}: ${r.images} images, PSNR ${r.psnr.toFixed(2)} dB, L1 ${r.l1.toFixed(4)}, codes used ${r.usedCodes}/${model.config.nEmbed} (${(100 * r.usage).toFixed(1)}%), perplexity ${r.perplexity.toFixed(1)}${labels}\n`);
   return 0;
 }
 

@@ -28,7 +28,7 @@ export function labelMap(image: Float32Array, R: number): Uint8Array {
 }
 
 /** Labels → one-hot 3×R×R image in {-1, 1}. */
-export function oneHot(labels: Uint8Array, R: number, classes = SEGMENT_LABELS.length): Float32Array {
+export function oneHot(labels: Uint8Array, R: number, classes: number = SEGMENT_LABELS.length): Float32Array {
   const out = new Float32Array(classes * R * R).fill(-1);
   for (let p = 0; p < R * R; p++) {
     if (labels[p] >= classes) throw new RangeError(`label ${labels[p]} at pixel ${p} outside 0..${classes - 1}`);
@@ -38,7 +38,7 @@ export function oneHot(labels: Uint8Array, R: number, classes = SEGMENT_LABELS.l
 }
 
 /** The label of each pixel of a C×R×R map by argmax over channels. */
-export function labelsOf(map: Float32Array, R: number, classes = SEGMENT_LABELS.length): Uint8Array {
+export function labelsOf(map: Float32Array, R: number, classes: number = SEGMENT_LABELS.length): Uint8Array {
   if (map.length !== classes * R * R) throw new Error(`labelsOf: a ${classes}-channel ${R}×${R} map has ${classes * R * R} values, got ${map.length}`);
   const out = new Uint8Array(R * R);
   for (let p = 0; p < R * R; p++) {
@@ -50,7 +50,7 @@ export function labelsOf(map: Float32Array, R: number, classes = SEGMENT_LABELS.
 }
 
 /** Mean over labels present in either map of |a ∩ b| / |a ∪ b| (intersection over union). */
-export function meanIoU(a: Uint8Array, b: Uint8Array, classes = SEGMENT_LABELS.length): number {
+export function meanIoU(a: Uint8Array, b: Uint8Array, classes: number = SEGMENT_LABELS.length): number {
   if (a.length !== b.length) throw new Error('meanIoU: maps of different sizes');
   let sum = 0, present = 0;
   for (let c = 0; c < classes; c++) {

@@ -7,7 +7,10 @@
  *   can reach);
  * - `evaluateSamples`: N samples of a chain — unconditional, with the null class of a chain trained
  *   with dropped labels, or class-conditional with balanced labels (then accuracy = conditional
- *   accuracy), optionally with classifier-free guidance;
+ *   accuracy), optionally with classifier-free guidance; a segmentation chain is conditioned on
+ *   held-out label maps (e.g. mnist-segmentation's test split), and the record adds its segmentation
+ *   fidelity (mean IoU of each map with the label map of its sample) and, the maps being of digits,
+ *   accuracy = how often the classifier sees the map's digit;
  * - `evaluateCompletion`: N held-out images with a named region repainted by the chain (masked
  *   editing, no compositing): Fréchet distance of the completed images, L1/PSNR over the repainted
  *   pixels against the originals, and how often the classifier still sees the true label.
@@ -16,9 +19,10 @@
 import { rejectionSample } from './rejection.js';
 import { type Tensor, tensor, noGrad, tidy } from '../torch/index.js';
 import { NONE, describeConditioning, encodeConditions, nullCondition } from '../chain/index.js';
-import { permutation, collate, type ImageDataset } from '../data/index.js';
+import { permutation, collate, labelsOf, type ImageDataset } from '../data/index.js';
 import {
-  sample, maskedEdit, decodeImages, namedMask, tokenMask, type SamplingChain, type FirstStage, type NamedMask, type ScaleSettings, type Guidance,
+  sample, maskedEdit, decodeImages, namedMask, tokenMask, mapTokensOf, segmentationFidelity,
+  type SamplingChain, type FirstStage, type NamedMask, type ScaleSettings, type Guidance, type LabelMap,
 } from '../sample/index.js';
 import type { TrainedClassifier } from './classifier.js';
 import { FeatureSet, regionError, type SampleMetrics } from './metrics.js';
@@ -45,6 +49,8 @@ export interface ChainEvalOptions extends EvalCommon {
   settings?: ScaleSettings;
   /** Classifier rejection sampling (class chains): draw count / acceptRate, keep the most likely of their class. */
   acceptRate?: number;
+  /** Segmentation chains: held-out label maps (one-hot map images, labelled) and the chain's label-map VQ model. */
+  maps?: { dataset: ImageDataset; stage: FirstStage };
 }
 
 export interface EvalRecord extends SampleMetrics {
@@ -121,6 +127,25 @@ function guidanceFor(chain: SamplingChain, scale: number | undefined, guided: bo
   return scale === undefined || !guided ? undefined : { scale, nullCond: nullCondition(chain.conditioning ?? NONE) };
 }
 
+/**
+ * Batches of held-out label maps as a segmentation chain's conditions: the maps, their tokens and the
+ * digit labels of the images they were derived from.
+ */
+function* mapConditions(chain: SamplingChain, maps: ChainEvalOptions['maps'], count: number, batchSize: number, seed: number): Generator<{ cond: Tensor; labels?: number[]; maps: LabelMap[] }> {
+  const c = chain.conditioning ?? NONE;
+  if (c.kind !== 'segmentation') throw new Error(`held-out label maps condition a segmentation chain; this chain is conditioned on ${describeConditioning(c)}`);
+  if (!maps) throw new Error('a segmentation chain is evaluated on held-out label maps: give a segmentation dataset (e.g. mnist-segmentation)');
+  const { dataset: ds, stage } = maps;
+  const R = stage.config.ddconfig.resolution, classes = c.labels.length;
+  if (ds.channels !== classes || ds.resolution !== R) throw new Error(`${ds.name} holds ${ds.channels}-channel ${ds.resolution}×${ds.resolution} maps; the chain's label-map model reads ${classes}-channel ${R}×${R}`);
+  for (const b of heldOutBatches(ds, count, batchSize, seed)) {
+    const plane = classes * R * R;
+    const batch = Array.from({ length: b.count }, (_, k) => ({ labels: labelsOf(b.images.subarray(k * plane, (k + 1) * plane), R, classes), width: R, height: R }));
+    const cond = encodeConditions(c, mapTokensOf(stage, batch, classes))!.keep();
+    yield { cond, labels: b.labels && Array.from(b.labels), maps: batch };
+  }
+}
+
 /** N samples of the chain. */
 export function evaluateSamples(classifier: TrainedClassifier, chain: SamplingChain, stage: FirstStage, o: ChainEvalOptions = {}): EvalRecord {
   const { count = 1000, batchSize = 50, seed = 0, classChoice = 'balanced', guidance } = o;
@@ -128,20 +153,33 @@ export function evaluateSamples(classifier: TrainedClassifier, chain: SamplingCh
   checkResolution(classifier, outCh, R, 'the chain\'s VQGAN');
   if (guidance !== undefined) nullCondition(chain.conditioning ?? NONE).dispose(); // fails early for chains without a null condition
   if (o.acceptRate !== undefined) return evaluateAccepted(classifier, chain, stage, { ...o, count, batchSize, seed, classChoice });
+  const c = chain.conditioning ?? NONE;
+  const segmentation = c.kind === 'segmentation', labelCount = c.kind === 'segmentation' ? c.labels.length : 0;
+  const held = segmentation ? mapConditions(chain, o.maps, count, batchSize, seed) : undefined;
   const started = performance.now();
   const set = new FeatureSet(classifier.model);
+  let iou = 0;
   for (let s = 0, i = 0; s < count; s += batchSize, i++) {
     const B = Math.min(batchSize, count - s);
     noGrad(() => tidy(() => {
-      const { cond, labels, guided } = conditioning(chain, classChoice, B, s);
+      const next = held?.next();
+      const m = next && !next.done ? next.value : undefined;
+      const { cond, labels, guided } = m ? { ...m, guided: true } : conditioning(chain, classChoice, B, s);
       const r = sample(chain, { batch: B, seed: seed + i, cond, guidance: guidanceFor(chain, guidance, guided), settings: o.settings });
-      set.add(decodeImages(stage, r.tokens), labels);
+      const images = decodeImages(stage, r.tokens);
+      if (m) {
+        const data = images.toFloat32Array(), plane = outCh * R * R;
+        m.maps.forEach((map, k) => (iou += segmentationFidelity(map, data.subarray(k * plane, (k + 1) * plane), outCh, labelCount)));
+        m.cond.dispose();
+      }
+      set.add(images, labels);
     }));
     o.onProgress?.(Math.min(count, s + B), count);
   }
   const rec: EvalRecord = {
     kind: 'samples', ...set.metrics(classifier.reference), seed, seconds: (performance.now() - started) / 1000,
-    classChoice, ...(guidance !== undefined ? { guidance } : {}), settings: o.settings ?? {},
+    ...(segmentation ? { conditions: `held-out label maps of ${o.maps!.dataset.name}`, segmentationIoU: iou / count } : { classChoice }),
+    ...(guidance !== undefined ? { guidance } : {}), settings: o.settings ?? {},
   };
   set.dispose();
   return rec;

@@ -10,9 +10,11 @@
  *   diffusion), `count` edits from one generator, streamSeed(seed, 0). A mask is given at the
  *   picture's own size (a mask image is stretched to it); a non-square picture is padded to a square
  *   with its border colour, and the mask with "keep", so the padding is never repainted;
- * - conditions (class ids, captions, null) and classifier-free guidance as the chain was trained for
- *   (chain/conditioning.ts); `sample` with `rejection` keeps the samples a classifier finds most
- *   likely of their class (eval/rejection.ts);
+ * - conditions (class ids, captions, label maps, null) and classifier-free guidance as the chain was
+ *   trained for (chain/conditioning.ts); a label map (sample/segmentation.ts `LabelMap`) is tokenized
+ *   by the chain's label-map VQ model, and the sidecar records each image's segmentation fidelity (mean
+ *   IoU of the map with the label map of the decoded image); `sample` with `rejection` keeps the
+ *   samples a classifier finds most likely of their class (eval/rejection.ts);
  * - `onProgress` after each scale (and each repeat of an edit) with the decoded x_{t-1} of the batch;
  * - `signal` is checked before every token: an aborted request throws its reason within one token;
  * - every result carries a `sidecar`: the JSON record (seeds as decimal strings) that repeats it.
@@ -20,11 +22,13 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Tensor, getThreads, setThreads } from '../torch/index.js';
-import { describeConditioning, encodeConditions, nullCondition, type ChainManifest, type Condition, type Conditioning } from '../chain/index.js';
+import { describeConditioning, encodeConditions, isMapTokens, nullCondition, type ChainManifest, type Condition, type Conditioning } from '../chain/index.js';
+import type { VQModel } from '../vqgan/index.js';
 import { encodePng, fromCHW, makeGrid, type RGBAImage } from '../data/index.js';
 import {
   decodeTokens, editImage, fitMask, resolveRepeats, invertMask, isNamedMask, loadSamplingChain, maskAtPictureSize, namedMask, sample, NAMED_MASKS,
-  type Decoding, type FirstStage, type Guidance, type NamedMask, type SamplingChain, type ScaleSettings, type StopSignal,
+  LabelMapError, mapTokensOf, segmentationFidelity,
+  type Decoding, type FirstStage, type Guidance, type LabelMap, type NamedMask, type SamplingChain, type ScaleSettings, type StopSignal,
 } from '../sample/index.js';
 import { rejectionSample, type FeatureClassifier } from '../eval/index.js';
 import { batchGenerator, drawSeed, parseSeed } from './seeds.js';
@@ -45,14 +49,21 @@ export interface ImageShape {
 export type ConditioningInfo =
   | { kind: 'none'; description: string }
   | { kind: 'class'; classes: number; names?: string[]; nullable: boolean; description: string }
-  | { kind: 'text'; length: number; nullable: boolean; description: string };
+  | { kind: 'text'; length: number; nullable: boolean; description: string }
+  | { kind: 'segmentation'; labels: string[]; nullable: boolean; description: string };
 
 function conditioningInfo(c: Conditioning): ConditioningInfo {
   const description = describeConditioning(c);
   if (c.kind === 'none') return { kind: 'none', description };
   if (c.kind === 'class') return { kind: 'class', classes: c.classes, ...(c.names ? { names: c.names } : {}), nullable: c.nullable, description };
+  if (c.kind === 'segmentation') return { kind: 'segmentation', labels: c.labels, nullable: c.nullable, description };
   return { kind: 'text', length: c.length, nullable: c.nullable, description };
 }
+
+/** What a request may condition an image on: a class id, a caption, a label map (or its tokens), or null (the null condition). */
+export type RequestCondition = Condition | LabelMap;
+
+const isLabelMap = (x: unknown): x is LabelMap => typeof x === 'object' && x !== null && (x as LabelMap).labels instanceof Uint8Array;
 
 /** What a person can know about a loaded model. */
 export interface ModelInfo {
@@ -83,7 +94,7 @@ export interface RunSettings {
    * What the images are conditioned on: class ids of a class chain, captions of a text chain, null for
    * the null condition of a chain trained with dropped conditions; one for every image or one per image.
    */
-  condition?: Condition | readonly Condition[];
+  condition?: RequestCondition | readonly RequestCondition[];
   /** Classifier-free guidance scale s (one for every scale, or by t): l_u + s·(l_c − l_u); 1 = off. */
   guidance?: number | Record<number, number>;
   decoding?: Decoding;
@@ -166,6 +177,8 @@ interface CommonSidecar {
   guidance: number | Record<number, number> | null;
   seconds: number;
   threads: ReturnType<typeof getThreads>;
+  /** Segmentation chains: per image, the mean IoU of its label map with the one requested. */
+  segmentation?: { meanIoU: number[]; mean: number };
 }
 
 export interface SampleSidecar extends CommonSidecar {
@@ -232,10 +245,17 @@ export function gridPng(images: Pixels[], s: ImageShape, nrow: number): Buffer {
   return encodePng(g.rgba, g.width, g.height);
 }
 
+/** The sidecar field of a segmentation chain's fidelity, when there is one. */
+const withFidelity = (f: CommonSidecar['segmentation']) => (f ? { segmentation: f } : {});
+
 export class Pipeline {
   readonly info: ModelInfo;
 
-  private constructor(readonly chain: SamplingChain, readonly firstStage: FirstStage, readonly manifest: ChainManifest, path: string, ema: boolean, device: string) {
+  private constructor(
+    readonly chain: SamplingChain, readonly firstStage: FirstStage, readonly manifest: ChainManifest, path: string, ema: boolean, device: string,
+    /** A segmentation chain's label-map VQ model. */
+    readonly mapStage?: VQModel,
+  ) {
     const { resolution, outCh } = firstStage.config.ddconfig;
     this.info = {
       manifest: path, K: manifest.K, T: manifest.T, schedule: manifest.schedule, beta: chain.schedule.beta, tokenShape: chain.tokenShape,
@@ -246,28 +266,60 @@ export class Pipeline {
   /** Loads a model directory (chain.json + its VQGAN) or a manifest: EMA weights unless `ema: false`, on `device` (default cpu). */
   static load(path: string, o: { ema?: boolean; device?: string } = {}): Pipeline {
     const file = manifestPath(path);
-    const { chain, firstStage, manifest } = loadSamplingChain(file, o);
-    return new Pipeline(chain, firstStage, manifest, file, o.ema ?? true, o.device ?? 'cpu');
+    const { chain, firstStage, manifest, mapStage } = loadSamplingChain(file, o);
+    return new Pipeline(chain, firstStage, manifest, file, o.ema ?? true, o.device ?? 'cpu', mapStage);
   }
 
-  /** The condition of each of `count` images (undefined for an unconditional chain), checked against the chain. */
-  conditionsFor(v: Condition | readonly Condition[] | undefined, count: number): Condition[] | undefined {
+  /**
+   * The condition of each of `count` images (undefined for an unconditional chain), checked against the
+   * chain; label maps come back tokenized (and as given, in `maps`, to measure fidelity).
+   */
+  conditionsFor(v: RequestCondition | readonly RequestCondition[] | undefined, count: number): Condition[] | undefined {
+    return this.requestConditions(v, count)?.conditions;
+  }
+
+  private requestConditions(v: RequestCondition | readonly RequestCondition[] | undefined, count: number): { conditions: Condition[]; maps?: (LabelMap | null)[] } | undefined {
     const c = this.manifest.conditioning;
-    const what = c.kind === 'class' ? 'class' : 'prompt';
+    const what = c.kind === 'class' ? 'class' : c.kind === 'segmentation' ? 'segmentation map' : 'prompt';
     if (c.kind === 'none') {
-      if (v !== undefined && v !== null) throw new RequestError('class or prompt given, but this chain is unconditional');
+      if (v !== undefined && v !== null) throw new RequestError('class, prompt or segmentation map given, but this chain is unconditional');
       return undefined;
     }
     if (v === undefined) throw new RequestError(`${what} is required: this chain is conditioned on ${describeConditioning(c)}`);
-    const items: readonly Condition[] = Array.isArray(v) ? v : [v as Condition];
+    const items: readonly RequestCondition[] = Array.isArray(v) ? v : [v as RequestCondition];
     if (items.length !== 1 && items.length !== count) throw new RequestError(`${what} takes one value or one per image (${count}), got ${items.length}`);
-    const all = Array.from({ length: count }, (_, i) => items[items.length === 1 ? 0 : i]);
+    const given = Array.from({ length: count }, (_, i) => items[items.length === 1 ? 0 : i]);
+    let maps: (LabelMap | null)[] | undefined;
+    let all: Condition[];
     try {
-      encodeConditions(c, all)?.dispose(); // checks every value against the chain
+      if (c.kind === 'segmentation') {
+        const bad = given.find((x) => x !== null && !isLabelMap(x) && !isMapTokens(x));
+        if (bad !== undefined) throw new Error(`this chain is conditioned on ${describeConditioning(c)}: it takes label maps, got ${JSON.stringify(bad)}`);
+        maps = given.map((x) => (isLabelMap(x) ? x : null));
+        const tokens = mapTokensOf(this.mapStage!, maps.filter((m): m is LabelMap => m !== null), c.labels.length);
+        all = given.map((x) => (isLabelMap(x) ? tokens.shift()! : (x as Condition)));
+      } else {
+        if (given.some(isLabelMap)) throw new Error(`this chain is conditioned on ${describeConditioning(c)}, not on a label map`);
+        all = given as Condition[];
+      }
+      encodeConditions(c, all, { tokens: this.tokens })?.dispose(); // checks every value against the chain
     } catch (e) {
       throw new RequestError(`${what}: ${(e as Error).message}`);
     }
-    return all;
+    return { conditions: all, ...(maps ? { maps } : {}) };
+  }
+
+  /** Positions of the trained token grid. */
+  private get tokens(): number {
+    return this.chain.tokenShape[0] * this.chain.tokenShape[1];
+  }
+
+  /** Per image, the mean IoU of its requested label map with that of the decoded image (null maps skipped). */
+  private fidelity(maps: (LabelMap | null)[] | undefined, images: Pixels[], shape: ImageShape): CommonSidecar['segmentation'] {
+    if (!maps) return undefined;
+    const classes = this.manifest.conditioning.kind === 'segmentation' ? this.manifest.conditioning.labels.length : 0;
+    const meanIoU = images.flatMap((img, i) => (maps[i] ? [segmentationFidelity(maps[i]!, img, shape.channels, classes)] : []));
+    return { meanIoU, mean: meanIoU.reduce((a, b) => a + b, 0) / Math.max(1, meanIoU.length) };
   }
 
   /** The guidance of a request (undefined when off), checked against the chain. */
@@ -283,7 +335,7 @@ export class Pipeline {
   }
 
   private encode(conditions: Condition[] | undefined): Tensor | undefined {
-    return conditions && encodeConditions(this.manifest.conditioning, conditions);
+    return conditions && encodeConditions(this.manifest.conditioning, conditions, { tokens: this.tokens });
   }
 
   /**
@@ -309,7 +361,9 @@ export class Pipeline {
   sample(req: SampleRequest, c: RunControl = {}): SampleOutput {
     const count = positive(req.count, 'count', 1);
     const batchSize = positive(req.batchSize, 'batch size', Math.min(count, 16));
-    const conditions = this.conditionsFor(req.condition, count);
+    const requested = this.requestConditions(req.condition, count);
+    const conditions = requested?.conditions;
+    if (requested?.maps && req.grid) throw new RequestError('a segmentation map conditions the trained grid: it does not combine with a larger grid');
     const guidance = this.guidanceFor(req.guidance);
     const seed = this.seedOf(req.seed);
     const decoding = req.decoding ?? 'cached';
@@ -344,14 +398,15 @@ export class Pipeline {
       sidecar: {
         command: 'sample', chain: this.info, count, batchSize, seed: seed.toString(), batches: batchSeeds, settings, decoding,
         grid: req.grid ?? this.chain.tokenShape, conditions: conditions ?? null, guidance: req.guidance ?? null, intermediates: !!req.intermediates,
-        seconds, imagesPerSecond: count / seconds, threads: getThreads(),
+        seconds, imagesPerSecond: count / seconds, threads: getThreads(), ...withFidelity(this.fidelity(requested?.maps, images, shape!)),
       },
     };
   }
 
   edit(req: EditRequest, c: RunControl = {}): EditOutput {
     const count = positive(req.count, 'count', 1);
-    const conditions = this.conditionsFor(req.condition, count);
+    const requested = this.requestConditions(req.condition, count);
+    const conditions = requested?.conditions;
     const guidance = this.guidanceFor(req.guidance);
     const seed = this.seedOf(req.seed);
     const decoding = req.decoding ?? 'cached';
@@ -368,14 +423,15 @@ export class Pipeline {
     const R = this.info.resolution, plane = R * R;
     const shape: ImageShape = { channels: r.channels, height: R, width: R };
     const keptTokens = r.keep.toNumbers().reduce((a, b) => a + b, 0);
+    const images = split(r.images, count);
     return {
-      images: split(r.images, count), shape, input: r.input, reconstruction: r.reconstruction, keep,
+      images, shape, input: r.input, reconstruction: r.reconstruction, keep,
       masked: r.input.map((x, i) => (keep[i % plane] ? x : 0)),
       sidecar: {
         command: 'edit', chain: this.info, seed: seed.toString(), settings: r.settings, decoding, conditions: conditions ?? null, guidance: req.guidance ?? null,
         mask: typeof req.mask === 'string' ? req.mask : 'image', invert: !!req.invert, composite: !!req.composite,
         keptTokens, tokens: r.keep.numel, count, repeats: r.repeats,
-        seconds: (performance.now() - started) / 1000, threads: getThreads(),
+        seconds: (performance.now() - started) / 1000, threads: getThreads(), ...withFidelity(this.fidelity(requested?.maps, images, shape)),
       },
     };
   }
@@ -428,7 +484,7 @@ export class Pipeline {
     try {
       return fn();
     } catch (e) {
-      if (e instanceof RangeError) throw new RequestError(e.message);
+      if (e instanceof RangeError || e instanceof LabelMapError) throw new RequestError(e.message);
       throw e;
     }
   }

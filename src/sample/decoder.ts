@@ -15,6 +15,8 @@
  *   re-runs [t, c, x_{T-1}[:n]].
  * - `official`: what the official sampler does per scale: encoder-decoder scales uncached, the GPT
  *   cached (`sample_with_past`).
+ * A segmentation chain's condition is its label map [B, N]: fused into the encoder's x_t positions, and
+ * into GPT input position n (which predicts x_{T-1}[n]) as map token n, in both paths.
  * Logits are float32 [B, K].
  */
 import { type Tensor, cat, zeros } from '../torch/index.js';
@@ -31,7 +33,7 @@ export interface ScaleDecoder {
 }
 
 export interface DecoderOptions {
-  /** Conditioning tokens [B, condLength]. */
+  /** Conditioning tokens [B, condLength] (a segmentation chain: the label map [B, N]). */
   cond?: Tensor;
   decoding: Decoding;
   /** The encoder's output for this x_t when already computed (sliding windows reuse it). */
@@ -41,13 +43,13 @@ export interface DecoderOptions {
 /** Opens scale d's decoder for x_t [B, N] (flat token grid). */
 export function openDecoder(d: Denoiser, xt: Tensor, o: DecoderOptions): ScaleDecoder {
   if (d instanceof EncoderDecoderDenoiser) return new EncoderDecoderStream(d, xt, o.cond, o.decoding === 'cached', o.enc);
-  if (d instanceof DecoderOnlyDenoiser) return new DecoderOnlyStream(d, xt.size(0), o.cond, o.decoding !== 'uncached');
+  if (d instanceof DecoderOnlyDenoiser) return new DecoderOnlyStream(d, xt.size(0), o.cond, o.decoding !== 'uncached', xt.size(1));
   throw new Error(`scale ${d.t}: unknown denoiser kind ${d.constructor.name}`);
 }
 
 /** The encoder's output for x_t [B, N] (kept: the caller disposes it). */
 export function encodeContext(d: EncoderDecoderDenoiser, xt: Tensor, cond?: Tensor): Tensor {
-  return d.transformer.encode(d.encoderInput(xt, cond)).keep();
+  return d.encode(xt, cond).keep();
 }
 
 class EncoderDecoderStream implements ScaleDecoder {
@@ -60,7 +62,7 @@ class EncoderDecoderStream implements ScaleDecoder {
   constructor(private readonly d: EncoderDecoderDenoiser, xt: Tensor, cond: Tensor | undefined, cached: boolean, enc?: Tensor) {
     this.src = d.encoderInput(xt, cond).keep();
     this.ownsEnc = enc === undefined;
-    this.enc = enc ?? d.transformer.encode(this.src).keep();
+    this.enc = enc ?? d.encode(xt, cond).keep();
     if (cached) this.cache = new KVCache();
   }
 
@@ -83,13 +85,15 @@ class EncoderDecoderStream implements ScaleDecoder {
 
 class DecoderOnlyStream implements ScaleDecoder {
   private readonly prefix: Tensor; // [B, 1 + condLength]: [t, c…]
+  private readonly map?: Tensor; // [B, N]: map token n goes with input position n (segmentation chains, whose prefix is [t])
   private readonly cache?: KVCache;
   private fed = 0; // x_{T-1} tokens already in the cache
   /** Leading positions fed in one call: those that attend both ways (nUnmasked), at least one. */
   private readonly together: number;
 
-  constructor(private readonly d: DecoderOnlyDenoiser, batch: number, cond: Tensor | undefined, cached: boolean) {
+  constructor(private readonly d: DecoderOnlyDenoiser, batch: number, cond: Tensor | undefined, cached: boolean, tokens: number) {
     this.prefix = d.prefix(batch, cond).keep();
+    this.map = d.mapOf(cond, batch, tokens)?.clone().keep(); // its own copy: dispose() frees it
     const P = this.prefix.size(1), u = d.transformer.cfg.nUnmasked ?? 0;
     if (u > P) {
       throw new Error(`scale ${d.t}: the GPT lets its first ${u} positions attend both ways but the conditioning prefix has ${P}: its image tokens see later tokens, so it cannot be sampled token by token`);
@@ -100,8 +104,9 @@ class DecoderOnlyStream implements ScaleDecoder {
 
   logitsAt(xtm1: Tensor, n: number): Tensor {
     const gpt = this.d.transformer;
+    const mapAt = (start: number, len: number) => this.map?.narrow(1, start, len);
     if (!this.cache) {
-      const logits = gpt.forward(cat([this.prefix, xtm1.narrow(1, 0, n)], 1)); // [B, P + n, K]
+      const logits = gpt.forward(cat([this.prefix, xtm1.narrow(1, 0, n)], 1), undefined, mapAt(0, this.prefix.size(1) + n)); // [B, P + n, K]
       return logits.select(1, logits.size(1) - 1).float();
     }
     // the cached path has no mask: the unmasked block in one call, every other position alone
@@ -110,7 +115,7 @@ class DecoderOnlyStream implements ScaleDecoder {
     let logits: Tensor | undefined;
     for (let i = 0; i < ids.size(1); ) {
       const len = this.cache.length === 0 ? this.together : 1;
-      logits = gpt.forward(ids.narrow(1, i, len), this.cache);
+      logits = gpt.forward(ids.narrow(1, i, len), this.cache, mapAt(this.cache.length, len));
       i += len;
     }
     return logits!.select(1, logits!.size(1) - 1).float();
@@ -119,5 +124,6 @@ class DecoderOnlyStream implements ScaleDecoder {
   dispose(): void {
     this.cache?.dispose();
     this.prefix.dispose();
+    this.map?.dispose();
   }
 }

@@ -69,7 +69,7 @@ export function maskedEdit(chain: SamplingChain, x0: Tensor, keep: Tensor, o: Ed
   if (keep.dtype !== 'bool' || keep.ndim !== 3 || (keep.size(0) !== 1 && keep.size(0) !== B) || keep.size(1) !== H || keep.size(2) !== W) {
     throw new Error(`maskedEdit: keep must be a bool mask [1 or ${B}, ${H}, ${W}], got ${keep.dtype} [${keep.shape.join(', ')}]`);
   }
-  checkCond(chain, B, o.cond);
+  checkCond(chain, B, [H, W], o.cond);
   const settings = scaleSettings(chain, o);
   const repeats = resolveRepeats(chain.schedule, o.repeats);
   const seed = runSeed(o);

@@ -6,3 +6,4 @@ export * from './sampler.js';
 export * from './mask.js';
 export * from './stage.js';
 export * from './edit.js';
+export * from './segmentation.js';

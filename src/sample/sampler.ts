@@ -40,9 +40,12 @@ export type StopSignal = Pick<AbortSignal, 'throwIfAborted'>;
 
 /** What every run of the chain (sample, maskedEdit) takes. */
 export interface RunOptions {
-  /** Conditioning tokens [B, condLength] (class ids, caption tokens) for a conditional chain. */
+  /**
+   * Conditioning tokens [B, condLength] (class ids, caption tokens) for a conditional chain; a
+   * segmentation chain's label-map tokens [B, H·W] for the grid sampled (cropped with each sliding window).
+   */
   cond?: Tensor;
-  /** Classifier-free guidance (needs `cond`): its scale s and the null conditioning [1 or B, condLength]. */
+  /** Classifier-free guidance (needs `cond`): its scale s and the null conditioning [1 or B, condLength] (a null map: [1, 1]). */
   guidance?: Guidance;
   /** Every draw comes from this generator (then `seed` is ignored and the generator's is reported). */
   generator?: Generator;
@@ -96,7 +99,7 @@ export interface FixedTokens {
 export interface Guidance {
   /** One scale s for every scale of the chain, or s by t (scales not listed run unguided, s = 1). */
   scale: number | Record<number, number>;
-  /** [1 or B, condLength] */
+  /** [1 or B, condLength]; broadcast over the positions of a label map. */
   nullCond: Tensor;
 }
 
@@ -126,16 +129,18 @@ export interface ScaleOptions {
 }
 
 /** Checks that a chain has one model per scale 1..T on a shared codebook; returns K, T. */
-export function chainInfo(chain: SamplingChain): { K: number; T: number; condLength: number } {
+export function chainInfo(chain: SamplingChain): { K: number; T: number; condLength: number; mapVocab: number } {
   const T = chain.schedule.T;
   const ds = chain.denoisers;
   if (ds.length !== T || ds.some((d, i) => d.t !== i + 1)) {
     throw new Error(`sampling needs the models of scales 1..${T} in order, got scales [${ds.map((d) => d.t).join(', ')}]`);
   }
-  const { K, condLength = 0 } = ds[0].shape;
-  if (ds.some((d) => d.shape.K !== K || (d.shape.condLength ?? 0) !== condLength)) throw new Error('the scales of the chain disagree on K or the conditioning length');
+  const { K, condLength = 0, mapVocab = 0 } = ds[0].shape;
+  if (ds.some((d) => d.shape.K !== K || (d.shape.condLength ?? 0) !== condLength || (d.shape.mapVocab ?? 0) !== mapVocab)) {
+    throw new Error('the scales of the chain disagree on K or the conditioning');
+  }
   if (ds.some((d) => d.training)) throw new Error('sampling needs the models in eval mode (denoiser.eval())');
-  return { K, T, condLength };
+  return { K, T, condLength, mapVocab };
 }
 
 /** Each scale's settings: `settings` overridden by `scales[t]`, validated. */
@@ -163,13 +168,16 @@ export function seedGenerator(seed?: number): number {
   return s;
 }
 
-/** Checks conditioning tokens against the chain and the batch. */
-export function checkCond(chain: SamplingChain, batch: number, cond?: Tensor): void {
-  const { condLength } = chainInfo(chain);
-  if (condLength > 0 && !cond) throw new Error(`this chain is conditional: pass ${condLength} conditioning token(s) per image`);
-  if (cond && (cond.ndim !== 2 || cond.size(0) !== batch || cond.size(1) !== condLength)) {
-    throw new Error(`conditioning must be [${batch}, ${condLength}] tokens, got [${cond.shape.join(', ')}]`);
+/** Checks conditioning tokens against the chain, the batch and the grid [H, W] sampled (a label map covers it). */
+export function checkCond(chain: SamplingChain, batch: number, grid: readonly [number, number], cond?: Tensor): void {
+  const { condLength, mapVocab } = chainInfo(chain);
+  const length = mapVocab ? grid[0] * grid[1] : condLength;
+  const what = mapVocab ? `label-map token(s) per image, one per position of the ${grid.join('×')} grid` : 'conditioning token(s) per image';
+  if ((condLength || mapVocab) && !cond) throw new Error(`this chain is conditional: pass ${length} ${what}`);
+  if (cond && (cond.ndim !== 2 || cond.size(0) !== batch || cond.size(1) !== length)) {
+    throw new Error(`conditioning must be [${batch}, ${length}] tokens${mapVocab ? ` (${what})` : ''}, got [${cond.shape.join(', ')}]`);
   }
+  if (cond && mapVocab && cond.numel > 0 && (cond.min().item() < 0 || cond.max().item() >= mapVocab)) throw new RangeError(`label-map tokens must lie in [0, ${mapVocab})`);
 }
 
 /**
@@ -193,7 +201,7 @@ export function denoiseScale(d: Denoiser, xt: Tensor, o: ScaleOptions): Tensor {
     if (g && !o.cond) throw new Error('classifier-free guidance needs conditioning tokens');
     // with guidance, one pass over [conditioned; null-conditioned] copies of the batch
     const both = (x: Tensor) => (g ? cat([x, x], 0) : x);
-    const cond = g ? cat([o.cond!.to(device), g.nullCond.expand(B, g.nullCond.size(1))], 0) : o.cond?.to(device);
+    const cond = g ? cat([o.cond!.to(device), g.nullCond.expand(B, o.cond!.size(1))], 0) : o.cond?.to(device);
     const run = { ...o, cond };
     const decoder = H === h && W === w ? openDecoder(d, both(xt.reshape(B, N)), run) : openWindow(d, both(xt), run);
     const logitsAt = (n: number): Tensor => {
@@ -236,8 +244,8 @@ export function chainDevice(chain: SamplingChain): string {
 export function sample(chain: SamplingChain, o: SampleOptions): SampleResult {
   const { K, T } = chainInfo(chain);
   if (!(Number.isInteger(o.batch) && o.batch >= 1)) throw new RangeError(`batch must be a positive integer, got ${o.batch}`);
-  checkCond(chain, o.batch, o.cond);
   const [H, W] = o.grid ?? chain.tokenShape;
+  checkCond(chain, o.batch, [H, W], o.cond);
   const settings = scaleSettings(chain, o);
   const seed = runSeed(o);
   return withGenerator(o.generator, () => noGrad(() => tidy(() => {

@@ -50,9 +50,9 @@ export function encodeImage(stage: FirstStage, image: RGBAImage): { pixels: Floa
 
 /**
  * A trained chain ready to sample: every scale's EMA weights (unless `ema: false`) and its VQGAN, on
- * `device` (default 'cpu'; 'cuda', 'cuda:1', …).
+ * `device` (default 'cpu'; 'cuda', 'cuda:1', …); a segmentation chain's label-map VQ model too (`mapStage`).
  */
-export function loadSamplingChain(manifestPath: string, o: { ema?: boolean; device?: string } = {}): { chain: SamplingChain; firstStage: VQModel; manifest: ChainManifest } {
+export function loadSamplingChain(manifestPath: string, o: { ema?: boolean; device?: string } = {}): { chain: SamplingChain; firstStage: VQModel; manifest: ChainManifest; mapStage?: VQModel } {
   const { manifest, schedule, denoisers, resolve } = loadChain(manifestPath, o);
   const device = o.device ?? 'cpu';
   if (device !== 'cpu') for (const d of denoisers) d.to(device);
@@ -64,5 +64,15 @@ export function loadSamplingChain(manifestPath: string, o: { ema?: boolean; devi
   const [h, w] = manifest.tokenShape;
   if (firstStage.numTokens !== manifest.K) throw bad(`the VQGAN has ${firstStage.numTokens} token ids but the chain K = ${manifest.K}`);
   if (firstStage.latentSize !== h || firstStage.latentSize !== w) throw bad(`the VQGAN makes ${firstStage.latentSize}×${firstStage.latentSize} grids, the chain ${h}×${w}`);
-  return { chain: { denoisers, schedule, tokenShape: [h, w], conditioning: manifest.conditioning, settings: manifest.sampling }, firstStage, manifest };
+  const c = manifest.conditioning;
+  let mapStage: VQModel | undefined;
+  if (c.kind === 'segmentation') {
+    mapStage = loadVQModel(resolve(c.vqgan));
+    if (device !== 'cpu') mapStage.to(device);
+    const R = firstStage.config.ddconfig.resolution, Rs = mapStage.config.ddconfig.resolution;
+    if (mapStage.numTokens !== c.K) throw bad(`the label-map VQ model ${c.vqgan} has ${mapStage.numTokens} token ids but the conditioning says K = ${c.K}`);
+    if (mapStage.latentSize !== h || mapStage.latentSize !== w) throw bad(`the label-map VQ model makes ${mapStage.latentSize}×${mapStage.latentSize} grids, the chain ${h}×${w}`);
+    if (Rs !== R) throw bad(`the label-map VQ model reads ${Rs}×${Rs} maps but the images are ${R}×${R}`);
+  }
+  return { chain: { denoisers, schedule, tokenShape: [h, w], conditioning: c, settings: manifest.sampling }, firstStage, manifest, ...(mapStage ? { mapStage } : {}) };
 }

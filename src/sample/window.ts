@@ -7,6 +7,7 @@
  * - encoder: that window of x_t (run once per window origin and reused along the row);
  * - decoder: that window of x_{t-1} read in window raster order up to the position — rows above it
  *   and tokens left of it, all already decoded in the big grid's raster order;
+ * - a segmentation chain's label map (given for the whole H×W grid) is cropped to the same window;
  * - the logits are those of the position's place in the window.
  * The window moves with the position, so no KV cache carries over: each position costs one decoder
  * pass over its window prefix (the uncached path of decoder.ts).
@@ -38,6 +39,7 @@ export function openWindow(d: Denoiser, xt: Tensor, o: { cond?: Tensor; tokenSha
     logitsAt(xtm1: Tensor, n: number): Tensor {
       const { r0, c0, local } = windowOf(Math.floor(n / W), n % W, [H, W], [h, w]);
       const context = crop(xt, r0, c0);
+      const cond = d.shape.mapVocab && o.cond ? crop(o.cond, r0, c0) : o.cond;
       let enc: Tensor | undefined;
       if (d instanceof EncoderDecoderDenoiser) {
         if (r0 !== row) {
@@ -45,9 +47,9 @@ export function openWindow(d: Denoiser, xt: Tensor, o: { cond?: Tensor; tokenSha
           row = r0;
         }
         enc = encodings.get(c0);
-        if (!enc) encodings.set(c0, (enc = encodeContext(d, context, o.cond)));
+        if (!enc) encodings.set(c0, (enc = encodeContext(d, context, cond)));
       }
-      const decoder = openDecoder(d, context, { cond: o.cond, decoding: 'uncached', enc });
+      const decoder = openDecoder(d, context, { cond, decoding: 'uncached', enc });
       try {
         return decoder.logitsAt(crop(xtm1, r0, c0), local);
       } finally {

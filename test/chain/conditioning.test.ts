@@ -16,16 +16,16 @@ process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
 test('class conditioning: one token, a null id when nullable, clear errors', () => {
   const c: Conditioning = { kind: 'class', classes: 10, nullable: true };
-  assert.deepEqual(conditioningShape(c), { condLength: 1, condVocab: 11 });
-  assert.deepEqual(conditioningShape({ ...c, nullable: false }), { condLength: 1, condVocab: 10 });
-  assert.deepEqual(conditioningShape(NONE), { condLength: 0, condVocab: 0 });
+  assert.deepEqual(conditioningShape(c), { condLength: 1, condVocab: 11, mapVocab: 0 });
+  assert.deepEqual(conditioningShape({ ...c, nullable: false }), { condLength: 1, condVocab: 10, mapVocab: 0 });
+  assert.deepEqual(conditioningShape(NONE), { condLength: 0, condVocab: 0, mapVocab: 0 });
   assert.deepEqual(encodeConditions(c, [3, null, 0])!.toNumbers(), [3, 10, 0]);
   assert.deepEqual(nullCondition(c).toNumbers(), [10]);
   assert.throws(() => encodeConditions(c, [10]), /class ids 0\.\.9/);
   assert.throws(() => encodeConditions({ ...c, nullable: false }, [null]), /no null class/);
   assert.throws(() => nullCondition({ ...c, nullable: false }), /dropped conditions/);
   assert.throws(() => encodeConditions(NONE, [1]), /unconditional/);
-  assert.throws(() => checkConditioning({ kind: 'segmentation' }, 'm.json'), /m\.json: conditioning: field "kind".*'none' \| 'class' \| 'text'/);
+  assert.throws(() => checkConditioning({ kind: 'pose' }, 'm.json'), /m\.json: conditioning: field "kind".*'none' \| 'class' \| 'text' \| 'segmentation'/);
   assert.throws(() => checkConditioning({ kind: 'class', classes: 0, nullable: false }, 'm.json'), /field "classes"/);
   assert.throws(() => checkConditioning({ kind: 'class', classes: 2, nullable: false, nul: 1 }, 'm.json'), /unknown field "nul"/);
 });
@@ -37,7 +37,7 @@ test('text conditioning: CLIP BPE ids in a compact vocabulary, unseen tokens unk
   const tok = new ClipTokenizer();
   const seen = new Set(captions.flatMap((s) => Array.from(tok.tokenize(s, 6))).filter((i) => i !== 0));
   assert.deepEqual(c.kind === 'text' && c.vocab, [...seen].sort((a, b) => a - b));
-  assert.deepEqual(conditioningShape(c), { condLength: 6, condVocab: 2 + seen.size });
+  assert.deepEqual(conditioningShape(c), { condLength: 6, condVocab: 2 + seen.size, mapVocab: 0 });
   const ids = encodeConditions(c, ['red apple', 'blue apple', null])!;
   assert.deepEqual(ids.shape, [3, 6]);
   const rows = [0, 1, 2].map((i) => ids.select(0, i).toNumbers());

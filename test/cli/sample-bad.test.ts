@@ -19,6 +19,9 @@ process.on('exit', () => rmSync(root, { recursive: true, force: true }));
 const models = join(root, 'models'), inputs = join(root, 'inputs'), outs = join(root, 'outs');
 for (const d of [models, inputs, outs]) mkdirSync(d);
 const chain = saveTinyChain(models);
+const segModels = join(root, 'seg-models');
+mkdirSync(segModels);
+const segChain = saveTinyChain(segModels, { segmentation: { K: 8, nullable: false } });
 const manifest = JSON.parse(readFileSync(chain, 'utf8')) as Record<string, unknown>;
 
 const photo = join(inputs, 'photo.png');
@@ -26,6 +29,16 @@ writeFileSync(photo, encodePng(Uint8Array.from({ length: 20 * 13 * 4 }, (_, i) =
 const existing = join(outs, 'existing.png');
 writeFileSync(existing, 'an earlier result');
 writeFileSync(join(inputs, 'file'), 'not a folder');
+/** A PNG of one RGB colour per pixel. */
+const colourPng = (name: string, w: number, h: number, colour: (x: number, y: number) => number[]) => {
+  const rgba = new Uint8Array(w * h * 4);
+  for (let p = 0; p < w * h; p++) rgba.set([...colour(p % w, Math.floor(p / w)), 255], 4 * p);
+  writeFileSync(join(inputs, name), encodePng(rgba, w, h));
+  return join(inputs, name);
+};
+const smallMap = colourPng('small-map.png', 10, 10, () => [255, 0, 0]);
+const oddMap = colourPng('odd-map.png', 16, 16, (x, y) => (x === 5 && y === 2 ? [10, 200, 30] : [0, 255, 0]));
+const greyShape = colourPng('shape.png', 20, 20, (x, y) => (x > 5 && x < 14 && y > 3 && y < 16 ? [255, 255, 255] : [0, 0, 0]));
 
 /** A copy of the chain with one value of the first float tensor of `file` set to NaN. */
 function poisoned(file: string): string {
@@ -90,6 +103,16 @@ const SAMPLE_CASES: BadCase[] = [
   { name: 'manifest is null', argv: ['--chain', badManifest('null', () => null), '--out', out('a.png')], message: /expected object, received null/ },
   { name: 'manifest scale checkpoint null', argv: ['--chain', badManifest('null-ckpt', (m) => ({ ...m, scales: [{ t: 1, checkpoint: null }, { t: 2, checkpoint: 'scale2.safetensors' }] })), '--out', out('a.png')], message: /field "scales\[0\]\.checkpoint": expected string, received null/ },
   { name: 'NaN in a transformer', argv: ['--chain', poisoned('scale1.safetensors'), '--out', out('nan1.png')], code: 1, message: /scale1\.safetensors: tensor '.+' holds 1 NaN or infinite value/, absent: [out('nan1.png')] },
+  { name: '--segmentation on an unconditional chain', argv: sampleArgs('--segmentation', greyShape, '--out', out('a.png')), message: /--segmentation: this chain is unconditional/ },
+  { name: 'segmentation chain without --segmentation', argv: ['--chain', segChain, '--count', '1', '--out', out('a.png')], message: /--segmentation is required: this chain is conditioned on segmentation \(label maps of background \/ stroke \/ outline, 8-code VQ model\)/ },
+  { name: '--class on a segmentation chain', argv: ['--chain', segChain, '--class', '1', '--segmentation', greyShape, '--out', out('a.png')], message: /--class: this chain is conditioned on segmentation/ },
+  { name: '--segmentation file missing', argv: ['--chain', segChain, '--segmentation', join(inputs, 'nope.png'), '--out', out('a.png')], message: /--segmentation .*nope\.png does not exist/ },
+  { name: 'label map of the wrong size', argv: ['--chain', segChain, '--segmentation', smallMap, '--out', out('a.png')], message: /--segmentation .*small-map\.png: a colour-coded label map must be 16×16 pixels \(the label-map model's size\), got 10×10/, absent: [out('a.png')] },
+  { name: 'label map with an unknown colour', argv: ['--chain', segChain, '--segmentation', oddMap, '--out', out('a.png')], message: /--segmentation .*odd-map\.png: unknown label colour rgb\(10, 200, 30\) at pixel \(5, 2\): a label map's pixels are background rgb\(255, 0, 0\), stroke rgb\(0, 255, 0\), outline rgb\(0, 0, 255\)/ },
+  { name: '--guidance on a chain without the null map', argv: ['--chain', segChain, '--segmentation', greyShape, '--guidance', '2', '--out', out('a.png')], message: /--guidance needs a chain trained with --cond-dropout .*; this chain is conditioned on segmentation .*, without a null map/ },
+  { name: '--segmentation null without the null map', argv: ['--chain', segChain, '--segmentation', 'null', '--out', out('a.png')], message: /segmentation map: this chain was trained without dropped label maps: it has no null map/ },
+  { name: '--guidance on an unconditional chain', argv: sampleArgs('--guidance', '2', '--out', out('a.png')), message: /--guidance needs a chain trained with --cond-dropout .*; this chain is unconditional/ },
+  { name: '--out is the label map', argv: ['--chain', segChain, '--segmentation', greyShape, '--out', greyShape, '--force'], message: /that is the label map \(--segmentation\) of this run/ },
   { name: 'NaN in the VQGAN', argv: ['--chain', poisoned('vqgan.safetensors'), '--out', out('nan2.png')], code: 1, message: /vqgan\.safetensors: tensor '.+' holds 1 NaN or infinite value/, absent: [out('nan2.png')] },
 ];
 
@@ -101,15 +124,17 @@ const EDIT_CASES: BadCase[] = [
   { name: 'missing --image', argv: editArgs('--image', join(inputs, 'nope.png'), '--mask', 'center', '--out', out('e.png')), message: /--image .*nope\.png does not exist/ },
   { name: 'arithmetic-coded JPEG', argv: editArgs('--image', arithmeticJpeg(), '--mask', 'center', '--out', out('e.png')), code: 1, message: /arithmetic-coded \(SOF9\) JPEG is not supported/, absent: [out('e.png')] },
   { name: '30000×30000 PNG', argv: editArgs('--image', hugePng(), '--mask', 'center', '--out', out('e.png')), code: 1, message: /30000×30000 pixels is larger than the limit/, absent: [out('e.png')] },
+  { name: 'edit: label map of the wrong size', argv: ['--chain', segChain, '--image', photo, '--mask', 'center', '--segmentation', smallMap, '--out', out('e.png')], message: /--segmentation .*: a colour-coded label map must be 16×16 pixels/, absent: [out('e.png')] },
+  { name: 'edit: --segmentation on an unconditional chain', argv: editArgs('--image', photo, '--mask', 'center', '--segmentation', greyShape, '--out', out('e.png')), message: /--segmentation: this chain is unconditional/ },
   { name: '--repeats 0x2', argv: editArgs('--image', photo, '--mask', 'center', '--repeats', '0x2', '--out', out('e.png')), message: /--repeats must be an integer ≥ 1, got '0x2'/ },
 ];
 
 test('imagebart sample: bad inputs are refused before any work, and nothing is overwritten', async () => {
-  await checkBadInputs(sampleCommand, SAMPLE_CASES, [models, inputs, outs]);
+  await checkBadInputs(sampleCommand, SAMPLE_CASES, [models, segModels, inputs, outs]);
 });
 
 test('imagebart edit: bad inputs are refused, and no input is overwritten', async () => {
-  await checkBadInputs(editCommand, EDIT_CASES, [models, inputs, outs]);
+  await checkBadInputs(editCommand, EDIT_CASES, [models, segModels, inputs, outs]);
 });
 
 test('--force replaces an existing output (atomically: no temporary file is left)', async () => {

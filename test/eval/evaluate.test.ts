@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { manualSeed } from '../../src/torch/index.js';
-import { loadMnist, subset } from '../../src/data/index.js';
+import { manualSeed, type Tensor } from '../../src/torch/index.js';
+import { loadMnist, segmentationDataset, subset } from '../../src/data/index.js';
 import { makeConfig, VQModel, saveVQModel } from '../../src/vqgan/index.js';
 import { trainClassifier, saveClassifier, evaluateReference, evaluateSamples, evaluateCompletion } from '../../src/eval/index.js';
 import { tinyChain, patchStage } from '../sample/tiny.js';
@@ -44,6 +44,27 @@ test('reference, samples and completion records on a tiny chain (8×8 tokens →
   const plain = tinyChain({ K, T: 2, shape: [8, 8], classes: 10, seed: 1 });
   assert.throws(() => evaluateSamples(classifier, plain, stage, { count: 4, classChoice: 'null' }), /null class/);
   assert.throws(() => evaluateReference(classifier, patchStage(K, [4, 4]), heldOut, { count: 4 }), /32×32.*16×16|16×16/);
+});
+
+test('samples of a segmentation chain are conditioned on held-out label maps and scored with their IoU', () => {
+  const K = 16;
+  const stage = patchStage(K, [8, 8]);
+  const chain = tinyChain({ K, T: 2, shape: [8, 8], segmentation: { K: 8, nullable: true }, seed: 2 });
+  // a label-map model: each 4×4 patch's most frequent label is its token
+  const mapStage = {
+    config: { ddconfig: { resolution: 32, inChannels: 3, outCh: 3 } },
+    decodeIndices: (x: Tensor) => x,
+    encodeToIndices: (x: Tensor) => x.view(x.size(0), 3, 8, 4, 8, 4).mean([3, 5]).argmax(1),
+  };
+  const maps = segmentationDataset(first(30, 'test'));
+  const rec = evaluateSamples(classifier, chain, stage, { count: 12, batchSize: 6, seed: 4, maps: { dataset: maps, stage: mapStage }, guidance: 2 });
+  assert.equal(rec.n, 12);
+  const iou = rec.segmentationIoU as number;
+  assert.ok(iou >= 0 && iou <= 1, `IoU ${iou}`);
+  assert.ok(rec.accuracy !== undefined, 'the maps carry their digit labels');
+  assert.match(String(rec.conditions), /held-out label maps of mnist:test\[:30\]:segmentation/);
+  assert.throws(() => evaluateSamples(classifier, chain, stage, { count: 4 }), /give a segmentation dataset/);
+  assert.throws(() => evaluateSamples(classifier, chain, stage, { count: 4, maps: { dataset: first(30, 'test'), stage: mapStage } }), /1-channel 32×32 maps; the chain's label-map model reads 3-channel 32×32/);
 });
 
 test('imagebart eval refuses a dataset whose images differ from the model\'s, naming both sizes', () => {

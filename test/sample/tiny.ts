@@ -1,7 +1,7 @@
 /** Tiny random-weight chains and first stages for the sampling tests. */
 import assert from 'node:assert/strict';
 import { type Tensor, manualSeed, tensor, noGrad, tidy } from '../../src/torch/index.js';
-import { NONE, conditioningShape, createDenoiser, type ChainShape, type Conditioning } from '../../src/chain/index.js';
+import { NONE, shapeOfConditioning, createDenoiser, type ChainShape, type Conditioning } from '../../src/chain/index.js';
 import { makeSchedule, type ScheduleSpec } from '../../src/diffusion/index.js';
 import type { SamplingChain, FirstStage } from '../../src/sample/index.js';
 import { join } from 'node:path';
@@ -17,6 +17,8 @@ export interface TinyChainOptions {
   /** A class chain with a null class (id `classes`), as trained with dropped labels. */
   nullable?: boolean;
   residual?: boolean;
+  /** A segmentation chain whose label maps have K codes (nullable: with the null map). */
+  segmentation?: { K: number; nullable?: boolean };
   schedule?: ScheduleSpec;
   dim?: number;
   seed?: number;
@@ -27,9 +29,10 @@ export function tinyChain(o: TinyChainOptions = {}): SamplingChain {
   const { K = 16, T = 3, shape: [h, w] = [4, 4], classes, dim = 16 } = o;
   manualSeed(o.seed ?? 0);
   const schedule = makeSchedule(o.schedule ?? 'geometric', T);
-  const conditioning: Conditioning = classes ? { kind: 'class', classes, nullable: !!o.nullable } : NONE;
-  const { condLength, condVocab } = conditioningShape(conditioning);
-  const shape: ChainShape = { K, T, tokens: h * w, ...(condLength ? { condLength, condVocab } : {}) };
+  const conditioning: Conditioning = classes ? { kind: 'class', classes, nullable: !!o.nullable }
+    : o.segmentation ? { kind: 'segmentation', vqgan: 'seg-vqgan.safetensors', K: o.segmentation.K, labels: ['background', 'stroke', 'outline'], nullable: !!o.segmentation.nullable }
+      : NONE;
+  const shape: ChainShape = { K, T, tokens: h * w, ...shapeOfConditioning(conditioning) };
   const denoisers = Array.from({ length: T }, (_, i) => {
     const t = i + 1;
     const model = t === T
@@ -76,12 +79,19 @@ export function assertClose(a: Tensor, b: Tensor, tol: number, what: string): nu
 
 export const ids = (xs: number[], shape: number[]): Tensor => tensor(BigInt64Array.from(xs, BigInt), shape);
 
+/** A random 16×16 → 4×4 VQGAN of K codes reading 3 channels. */
+const tinyVQ = (K: number) => new VQModel(makeConfig({
+  ddconfig: { resolution: 16, inChannels: 3, outCh: 3, ch: 8, chMult: [1, 2, 2], numResBlocks: 1, attnResolutions: [], zChannels: 8, doubleZ: false, dropout: 0, normGroups: 4 },
+  nEmbed: K, embedDim: 8,
+}));
+
 /**
  * A saved chain in `dir` (chain.json, scale<t>.safetensors, vqgan.safetensors): random scales whose
  * EMA weights are the training weights + 0.5, and a random 16×16 → 4×4 RGB VQGAN. Returns the manifest.
+ * `segmentation`: a segmentation chain, with a random label-map VQ model of that many codes (seg-vqgan.safetensors).
  */
-export function saveTinyChain(dir: string, { K = 16, T = 2 }: { K?: number; T?: number } = {}): string {
-  const chain = tinyChain({ K, T });
+export function saveTinyChain(dir: string, { K = 16, T = 2, segmentation }: { K?: number; T?: number; segmentation?: { K: number; nullable?: boolean } } = {}): string {
+  const chain = tinyChain({ K, T, segmentation });
   chain.denoisers.forEach((d) => {
     const ema = new EMA(d);
     noGrad(() => { for (const t of ema.shadow.values()) t.add_(0.5); });
@@ -89,13 +99,11 @@ export function saveTinyChain(dir: string, { K = 16, T = 2 }: { K?: number; T?: 
     saveScaleCheckpoint(join(dir, `scale${d.t}.safetensors`), d, { t: d.t, shape: d.shape, schedule: 'geometric', model }, { step: 1, ema });
   });
   manualSeed(1);
-  saveVQModel(join(dir, 'vqgan.safetensors'), new VQModel(makeConfig({
-    ddconfig: { resolution: 16, inChannels: 3, outCh: 3, ch: 8, chMult: [1, 2, 2], numResBlocks: 1, attnResolutions: [], zChannels: 8, doubleZ: false, dropout: 0, normGroups: 4 },
-    nEmbed: K, embedDim: 8,
-  })));
+  saveVQModel(join(dir, 'vqgan.safetensors'), tinyVQ(K));
+  if (segmentation) saveVQModel(join(dir, 'seg-vqgan.safetensors'), tinyVQ(segmentation.K));
   const manifest = join(dir, 'chain.json');
   writeManifest(manifest, chainManifest({
-    vqgan: 'vqgan.safetensors', remap: null, K, T, schedule: 'geometric', tokenShape: [4, 4], conditioning: NONE,
+    vqgan: 'vqgan.safetensors', remap: null, K, T, schedule: 'geometric', tokenShape: [4, 4], conditioning: chain.conditioning ?? NONE,
     scales: Array.from({ length: T }, (_, i) => ({ t: i + 1, checkpoint: `scale${i + 1}.safetensors` })),
   }));
   return manifest;
