@@ -21,7 +21,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type Tensor, getThreads, setThreads } from '../torch/index.js';
+import { type Tensor, getThreads, setThreads, tidy } from '../torch/index.js';
 import { describeConditioning, encodeConditions, isMapTokens, nullCondition, type ChainManifest, type Condition, type Conditioning } from '../chain/index.js';
 import type { VQModel } from '../vqgan/index.js';
 import { encodePng, fromCHW, makeGrid, type RGBAImage } from '../data/index.js';
@@ -358,7 +358,17 @@ export class Pipeline {
     return fitMask(keep, width, height, this.info.resolution);
   }
 
+  /** Samples images; every tensor the request makes is freed (a batch's when the batch is done). */
   sample(req: SampleRequest, c: RunControl = {}): SampleOutput {
+    return tidy(() => this.sampleIn(req, c));
+  }
+
+  /** Edits a picture; every tensor the request makes is freed. */
+  edit(req: EditRequest, c: RunControl = {}): EditOutput {
+    return tidy(() => this.editIn(req, c));
+  }
+
+  private sampleIn(req: SampleRequest, c: RunControl): SampleOutput {
     const count = positive(req.count, 'count', 1);
     const batchSize = positive(req.batchSize, 'batch size', Math.min(count, 16));
     const requested = this.requestConditions(req.condition, count);
@@ -374,7 +384,7 @@ export class Pipeline {
     const batchSeeds: { seed: string; images: number }[] = [];
     let shape: ImageShape | undefined;
     let settings: Record<number, Required<ScaleSettings>> = {};
-    for (let i = 0, start = 0; start < count; i++, start += batchSize) {
+    for (let i = 0, start = 0; start < count; i++, start += batchSize) tidy(() => {
       const n = Math.min(batchSize, count - start);
       const generator = batchGenerator(seed, i);
       const r = this.guard(() => sample(this.chain, {
@@ -391,7 +401,7 @@ export class Pipeline {
         const xs = r.intermediates.map((x) => this.decode(x).images); // [T + 1][n]
         for (let b = 0; b < n; b++) steps.push(xs.map((x) => x[b]));
       }
-    }
+    });
     const seconds = (performance.now() - started) / 1000;
     return {
       images, shape: shape!, steps: req.intermediates ? steps : undefined,
@@ -403,7 +413,7 @@ export class Pipeline {
     };
   }
 
-  edit(req: EditRequest, c: RunControl = {}): EditOutput {
+  private editIn(req: EditRequest, c: RunControl): EditOutput {
     const count = positive(req.count, 'count', 1);
     const requested = this.requestConditions(req.condition, count);
     const conditions = requested?.conditions;

@@ -5,6 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pipeline, RequestError } from '../../src/pipeline/index.js';
 import { streamSeed } from '../../src/torch/index.js';
+import { native } from '../../src/torch/native.js';
 import { trainClassifier } from '../../src/eval/index.js';
 import { openDataset, subset } from '../../src/data/index.js';
 
@@ -74,4 +75,13 @@ test('rejection sampling through the pipeline keeps the most likely of their cla
   assert.deepEqual([r.sidecar.rejection!.drawn, r.sidecar.rejection!.kept, r.sidecar.rejection!.acceptRate], [8, 4, 0.5]);
   assert.throws(() => model.sample({ count: 2, condition: null, rejection: { classifier, acceptRate: 0.5 } }), /requested classes/);
   assert.throws(() => model.sample({ count: 2, condition: 1, rejection: { classifier, acceptRate: 0 } }), /acceptance rate must lie in \(0, 1\]/);
+});
+
+test('a request frees every tensor it made: a server answers many without growing', () => {
+  model.sample({ count: 1, seed: 1n, condition: 1, guidance: 2 }); // first calls may cache (e.g. the null condition's shape)
+  const live = native.liveTensors();
+  model.sample({ count: 3, batchSize: 2, seed: 2n, condition: [1, null, 3], guidance: 1.5, intermediates: true });
+  const picture = { width: 32, height: 32, rgba: new Uint8Array(32 * 32 * 4).fill(255) };
+  model.edit({ image: picture, mask: 'center', count: 2, seed: 3n, condition: 5, guidance: 2 }, { onProgress: () => {} });
+  assert.equal(native.liveTensors(), live);
 });
