@@ -7,7 +7,7 @@
  */
 import { Generator, streamSeed } from '../torch/index.js';
 import { encodeConditions, NONE } from '../chain/index.js';
-import { sample, decodeImages, type SamplingChain, type FirstStage, type Guidance, type ScaleSettings, type StopSignal } from '../sample/index.js';
+import { sample, decodeImages, type SamplingChain, type FirstStage, type Guidance, type ScaleSettings, type StopSignal, type Decoding } from '../sample/index.js';
 import { classifyImages, type FeatureClassifier } from './classifier.js';
 
 export interface RejectionOptions {
@@ -22,6 +22,8 @@ export interface RejectionOptions {
   settings?: ScaleSettings;
   /** Per-scale overrides of `settings`, by t. */
   scales?: Record<number, ScaleSettings>;
+  /** Default 'cached'. */
+  decoding?: Decoding;
   onProgress?: (drawn: number, total: number) => void;
   /** Checked before every token. */
   signal?: StopSignal;
@@ -70,7 +72,7 @@ export function rejectionSample(classifier: FeatureClassifier, chain: SamplingCh
       const B = Math.min(batchSize, want - s);
       const cond = encodeConditions(c, new Array<number>(B).fill(label))!;
       const generator = new Generator(streamSeed(BigInt(seed), batches.length));
-      const out = sample(chain, { batch: B, generator, cond, guidance: o.guidance, settings: o.settings, scales: o.scales, signal: o.signal });
+      const out = sample(chain, { batch: B, generator, cond, guidance: o.guidance, settings: o.settings, scales: o.scales, decoding: o.decoding, signal: o.signal });
       batches.push({ seed: generator.seed.toString(), images: B });
       settings = out.settings;
       const x = decodeImages(stage, out.tokens), data = x.toFloat32Array();

@@ -462,7 +462,7 @@ export class Pipeline {
     const started = performance.now();
     const res = this.guard(() => rejectionSample(classifier, this.chain, this.firstStage, {
       labels: r.conditions as number[], acceptRate, batchSize: r.batchSize, seed: r.seed, guidance: r.guidance, settings: req.settings, scales: req.scales,
-      signal: c.signal,
+      decoding: r.decoding, signal: c.signal,
     }));
     const seconds = (performance.now() - started) / 1000;
     return {
