@@ -200,9 +200,11 @@ function evaluateAccepted(classifier: TrainedClassifier, chain: SamplingChain, s
     guidance: guidanceFor(chain, guidance, true), onProgress: o.onProgress,
   });
   const set = new FeatureSet(classifier.model);
+  const plane = outCh * R * R;
   for (let s = 0; s < count; s += batchSize) {
-    const part = r.images.slice(s, s + batchSize);
-    noGrad(() => tidy(() => set.add(tensor(Float32Array.from(part.flatMap((x) => Array.from(x))), [part.length, outCh, R, R]), requested.labels!.slice(s, s + batchSize))));
+    const part = r.images.slice(s, s + batchSize), batch = new Float32Array(part.length * plane);
+    part.forEach((x, k) => batch.set(x, k * plane));
+    noGrad(() => tidy(() => set.add(tensor(batch, [part.length, outCh, R, R]), requested.labels!.slice(s, s + batchSize))));
   }
   const rec: EvalRecord = {
     kind: 'samples', ...set.metrics(classifier.reference), seed, seconds: (performance.now() - started) / 1000, classChoice,
