@@ -509,7 +509,7 @@ async function trainInParallel(v: TrainValues, scales: number[], jobs: number, q
   const bars = process.stderr.isTTY ? new Progresses() : undefined;
   const show = (t: number, line: string) => {
     const step = STEP_LINE.exec(line);
-    if (bars && step) bars.get(`scale ${t}`, Number(step[2])).update(Number(step[1]), `loss ${step[3]}`);
+    if (bars && step) bars.get(`scale ${t}`).update(Number(step[1]), Number(step[2]), `loss ${step[3]}`);
     else if (bars) bars.log(`[scale ${t}] ${line}`);
     else process.stderr.write(`[scale ${t}] ${line}\n`);
   };

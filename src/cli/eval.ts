@@ -95,9 +95,9 @@ type Values = Parsed<typeof OPTIONS>['values'];
 const say = (line: string) => process.stderr.write(`${line}\n`);
 /** A progress bar (plain lines off a terminal, JSON lines with --json) fed by an onProgress(done, total) callback. */
 function progress(what: string, json?: boolean) {
-  let bar: Progress | undefined;
+  const bar = new Progress(what, { json });
   return (done: number, total: number) => {
-    (bar ??= new Progress(what, total, { json })).update(done);
+    bar.update(done, total);
     if (done >= total) bar.stop();
   };
 }

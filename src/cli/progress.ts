@@ -13,26 +13,25 @@ export interface ProgressOptions {
   stream?: NodeJS.WriteStream;
 }
 
-/** Progress of `total` units of work, named `label` ("samples", "scale 2"). */
+/** Progress of a piece of work named `label` ("samples", "scale 2"), its total known from the first update on. */
 export class Progress {
   private readonly stream: NodeJS.WriteStream;
-  /** The bar on a terminal: our own, or one of a MultiBar's. */
-  private readonly bar?: cliProgress.SingleBar;
+  /** The bar on a terminal (our own, or one of `parent`'s), made at the first update. */
+  private bar?: cliProgress.SingleBar;
   private readonly started = performance.now();
   private lastLine = 0;
 
-  constructor(readonly label: string, private total: number, private readonly o: ProgressOptions = {}, parent?: cliProgress.MultiBar) {
+  constructor(readonly label: string, private readonly o: ProgressOptions = {}, private readonly parent?: cliProgress.MultiBar) {
     this.stream = o.stream ?? process.stderr;
-    if (parent) this.bar = parent.create(total, 0, { label, info: '' });
-    else if (this.stream.isTTY && !o.json) {
-      this.bar = new cliProgress.SingleBar({ format: FORMAT, stream: this.stream, hideCursor: true, etaBuffer: 20, clearOnComplete: false }, cliProgress.Presets.shades_classic);
-      this.bar.start(total, 0, { label, info: '' });
-    }
   }
 
-  /** `done` units finished (absolute), with a short note (e.g. the loss) shown beside the bar. */
-  update(done: number, info = '', total = this.total): void {
-    this.total = total;
+  /** `done` of `total` units finished, with a short note (e.g. the loss) shown beside the bar. */
+  update(done: number, total: number, info = ''): void {
+    if (!this.bar && (this.parent || (this.stream.isTTY && !this.o.json))) {
+      this.bar = this.parent?.create(total, 0, { label: this.label, info: '' })
+        ?? new cliProgress.SingleBar({ format: FORMAT, stream: this.stream, hideCursor: true, etaBuffer: 20, clearOnComplete: false }, cliProgress.Presets.shades_classic);
+      if (!this.parent) this.bar.start(total, 0, { label: this.label, info: '' });
+    }
     if (this.bar) {
       this.bar.setTotal(total);
       this.bar.update(done, { label: this.label, info });
@@ -64,9 +63,9 @@ export class Progresses {
   }
 
   /** The bar named `label`, made on first use. */
-  get(label: string, total: number): Progress {
+  get(label: string): Progress {
     let p = this.bars.get(label);
-    if (!p) this.bars.set(label, (p = new Progress(label, total, this.o, this.multi)));
+    if (!p) this.bars.set(label, (p = new Progress(label, this.o, this.multi)));
     return p;
   }
 

@@ -279,14 +279,13 @@ type Values<O extends NonNullable<ParseArgsConfig['options']>> = Parsed<O>['valu
 /** Progress of a run (scale runs done, over every batch), and a note when the first one says the whole run will be long. */
 function reporter(what: string, count: number, json?: boolean) {
   const started = performance.now();
-  let bar: Progress | undefined;
+  const bar = new Progress(`${count} ${what}`, { json });
   return {
     onProgress: (p: { batch: number; batches: number; t: number; repeat: number; done: number; total: number }) => {
-      bar ??= new Progress(`${count} ${what}`, p.total, { json });
-      bar.update(p.done, `${p.batches > 1 ? `batch ${p.batch + 1}/${p.batches}, ` : ''}scale ${p.t}${p.repeat > 0 ? ` repeat ${p.repeat + 1}` : ''}`);
+      bar.update(p.done, p.total, `${p.batches > 1 ? `batch ${p.batch + 1}/${p.batches}, ` : ''}scale ${p.t}${p.repeat > 0 ? ` repeat ${p.repeat + 1}` : ''}`);
       if (p.done === 1 && !json) warnIfLong(((performance.now() - started) / 1000) * p.total, `${count} ${what}`);
     },
-    stop: () => bar?.stop(),
+    stop: () => bar.stop(),
   };
 }
 

@@ -265,12 +265,9 @@ function encode(v: Values): number {
   const maxImages = integer(v['max-images'], 'max-images', 1);
   if (maxImages !== undefined && maxImages < ds.size) ds = subset(ds, Array.from({ length: maxImages }, (_, i) => i));
   const t0 = performance.now();
-  let bar: Progress | undefined;
-  const r = tokenizeDataset(model, ds, out, {
-    batchSize: batchSizeFlag(v),
-    onProgress: (done, total) => (bar ??= new Progress('encoding', total)).update(done),
-  });
-  bar?.stop();
+  const bar = new Progress('encoding');
+  const r = tokenizeDataset(model, ds, out, { batchSize: batchSizeFlag(v), onProgress: (done, total) => bar.update(done, total) });
+  bar.stop();
   process.stderr.write(`${r.count} images → ${model.latentSize}×${model.latentSize} grids of ${r.numTokens} token ids in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${out}\n`);
   return 0;
 }
