@@ -219,8 +219,8 @@ function guidanceFlag(v: string | undefined, model: Pipeline): number | Record<n
     throw new UsageError(`--guidance needs a chain trained with --cond-dropout (it has a null condition to guide against); this chain is ` +
       `${c.kind === 'none' ? 'unconditional' : `conditioned on ${describeConditioning(c)}, without a null ${CONDITION_FLAG[c.kind] === 'prompt' ? 'caption' : CONDITION_FLAG[c.kind] === 'segmentation' ? 'map' : 'class'}`}`);
   }
-  const T = model.info.T;
-  return v.includes(',') ? perScale(v, T, 'guidance', Number) : perScale(v, 1, 'guidance', Number)[1];
+  const byScale = perScale(v, model.info.T, 'guidance', Number);
+  return v.includes(',') ? byScale : byScale[1]; // one value: the same s at every scale
 }
 
 /** --seed: 64-bit, decimal; undefined (the pipeline draws one and records it) when absent. */
