@@ -74,12 +74,10 @@ interface RefCheck extends ReferenceReport {
 
 /** The reference rebuilds the model from the file: same parameter count, keys, shapes, logits, loss and gradient? */
 function referenceCheck(): RefCheck | undefined {
-  const c = checkReference<RefCheck>(REF, shared, denoiser, (c) => {
-    const problems: string[] = [];
-    if (!(c.logits_max_abs_diff < 1e-4)) problems.push(`logits differ by ${c.logits_max_abs_diff}`);
-    if (!(c.loss_rel_diff < 1e-5)) problems.push(`loss differs by ${c.loss_rel_diff} (relative)`);
-    if (!(c.grad_norm_rel_diff < 1e-4)) problems.push(`gradient norm differs by ${c.grad_norm_rel_diff} (relative)`);
-    return problems;
+  const c = checkReference<RefCheck>(REF, shared, denoiser, {
+    logits_max_abs_diff: [1e-4, 'logits, max |Δ|'],
+    loss_rel_diff: [1e-5, 'loss, relative Δ'],
+    grad_norm_rel_diff: [1e-4, 'gradient norm, relative Δ'],
   });
   if (!c) return undefined;
   console.log(`same model: ${Object.keys(c.keys).length} state-dict keys and shapes equal; |Δlogits| ${c.logits_max_abs_diff.toExponential(1)}, ` +

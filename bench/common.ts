@@ -132,12 +132,16 @@ export interface ReferenceReport {
   keys: Record<string, number[]>;
 }
 
+/** An output difference the reference reports, the bound it must stay under, and what it measures. */
+export type Tolerances<C> = { [K in keyof C]?: [bound: number, what: string] };
+
 /**
  * Runs `script --check file`: the reference rebuilds its model from the weights in `file` and
  * reports its parameter count, state-dict shapes and output differences. Throws unless it is the
- * same model as `model` and `outputProblems` finds nothing; undefined without python3-torch.
+ * same model as `model` and every difference named in `tolerances` stays under its bound;
+ * undefined without python3-torch.
  */
-export function checkReference<C extends ReferenceReport>(script: string, file: string, model: Module, outputProblems: (c: C) => string[]): C | undefined {
+export function checkReference<C extends ReferenceReport>(script: string, file: string, model: Module, tolerances: Tolerances<C>): C | undefined {
   if (!torchAvailable()) return undefined;
   const p = spawnSync(PYTHON, [script, '--check', file], { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (p.status !== 0) throw new Error(`${script} --check failed (${p.status}):\n${p.stderr}`);
@@ -150,7 +154,10 @@ export function checkReference<C extends ReferenceReport>(script: string, file: 
   for (const k of new Set([...Object.keys(ours), ...Object.keys(c.keys)])) {
     if (JSON.stringify(ours[k]) !== JSON.stringify(c.keys[k])) problems.push(`${k}: [${ours[k] ?? 'missing'}] vs [${c.keys[k] ?? 'missing'}]`);
   }
-  problems.push(...outputProblems(c));
+  for (const [key, [bound, what]] of Object.entries(tolerances) as [string, [number, string]][]) {
+    const v = (c as unknown as Record<string, number>)[key];
+    if (!(v < bound)) problems.push(`${what}: ${v} (bound ${bound})`);
+  }
   if (problems.length) throw new Error(`the PyTorch reference is not the same model:\n  ${problems.join('\n  ')}`);
   return c;
 }

@@ -91,15 +91,13 @@ interface RefCheck extends ReferenceReport {
 
 /** The reference rebuilds the model from the file: same parameter count, keys, shapes, outputs and gradient? */
 function referenceCheck(): RefCheck | undefined {
-  const c = checkReference<RefCheck>(REF, shared, model, (c) => {
-    const problems: string[] = [];
-    if (!(c.rec_max_abs_diff < 1e-4)) problems.push(`reconstruction differs by ${c.rec_max_abs_diff}`);
-    if (!(c.dec_max_abs_diff < 1e-4)) problems.push(`decode from indices differs by ${c.dec_max_abs_diff}`);
-    if (!(c.qloss_rel_diff < 1e-4)) problems.push(`codebook loss differs by ${c.qloss_rel_diff} (relative)`);
-    if (c.codes_mismatch > 0) problems.push(`${c.codes_mismatch} codes differ`);
-    if (!(c.loss_rel_diff < 1e-4)) problems.push(`training loss differs by ${c.loss_rel_diff} (relative)`);
-    if (!(c.grad_norm_rel_diff < 1e-3)) problems.push(`gradient norm differs by ${c.grad_norm_rel_diff} (relative)`);
-    return problems;
+  const c = checkReference<RefCheck>(REF, shared, model, {
+    rec_max_abs_diff: [1e-4, 'reconstruction, max |Δ|'],
+    dec_max_abs_diff: [1e-4, 'decode from indices, max |Δ|'],
+    qloss_rel_diff: [1e-4, 'codebook loss, relative Δ'],
+    codes_mismatch: [1, 'codes that differ'],
+    loss_rel_diff: [1e-4, 'training loss, relative Δ'],
+    grad_norm_rel_diff: [1e-3, 'gradient norm, relative Δ'],
   });
   if (!c) return undefined;
   console.log(`same model: ${Object.keys(c.keys).length} state-dict keys and shapes equal; |Δrec| ${c.rec_max_abs_diff.toExponential(1)}, ` +

@@ -38,7 +38,7 @@ chain() { # dir vqgan condition-flags…
   local dir=$1 vq=$2; shift 2
   [ -f "$dir/chain/chain.json" ] && return 0
   ib chain train --all --jobs 3 --tokens "$dir/tokens-train.safetensors" --out "$dir/chain" --vqgan "$vq" --T 3 "$@" --cond-dropout 0.1 \
-    --width 192 --enc-depth 4 --dec-depth 2 --gpt-depth 6 --batch-size 64 --lr 6e-4 --warmup 300 --steps 6000 --eval-every 250 \
+    --width 192 --enc-depth 4 --dec-depth 2 --gpt-depth 6 --batch-size 64 --lr 6e-4 --warmup 300 --steps "${STEPS:-6000}" --eval-every 250 \
     --autocast --classifier "$dir/classifier.safetensors" --quality-every 1000
 }
 
