@@ -154,6 +154,8 @@ test('segmentation: paint a label map, sample with it, and each image\'s fidelit
   await page.selectOption('#model', 'seg');
   await page.waitForSelector('#map-panel:not([hidden])');
   assert.equal(await page.isVisible('#class-label'), false);
+  assert.equal(await page.isVisible('#map-none-label'), false, 'the chain has no null map: no unconditional choice');
+  assert.equal(await page.isVisible('#guidance-label'), false);
   assert.deepEqual(await page.locator('#palette button').allTextContents(), ['background', 'stroke', 'outline']);
   const blank = await pageLabels();
   assert.deepEqual([blank.length, new Set(blank).size, blank[0]], [256, 1, 0], 'a fresh 16×16 map, all background');
