@@ -50,13 +50,14 @@ export type ConditioningInfo =
   | { kind: 'none'; description: string }
   | { kind: 'class'; classes: number; names?: string[]; nullable: boolean; description: string }
   | { kind: 'text'; length: number; nullable: boolean; description: string }
-  | { kind: 'segmentation'; labels: string[]; nullable: boolean; description: string };
+  | { kind: 'segmentation'; labels: string[]; /** The label-map model's size R: maps are R×R. */ resolution: number; nullable: boolean; description: string };
 
-function conditioningInfo(c: Conditioning): ConditioningInfo {
+/** The conditioning a client sees; `mapStage`: a segmentation chain's label-map VQ model (its resolution R). */
+function conditioningInfo(c: Conditioning, mapStage?: VQModel): ConditioningInfo {
   const description = describeConditioning(c);
   if (c.kind === 'none') return { kind: 'none', description };
   if (c.kind === 'class') return { kind: 'class', classes: c.classes, ...(c.names ? { names: c.names } : {}), nullable: c.nullable, description };
-  if (c.kind === 'segmentation') return { kind: 'segmentation', labels: c.labels, nullable: c.nullable, description };
+  if (c.kind === 'segmentation') return { kind: 'segmentation', labels: c.labels, resolution: mapStage!.config.ddconfig.resolution, nullable: c.nullable, description };
   return { kind: 'text', length: c.length, nullable: c.nullable, description };
 }
 
@@ -259,7 +260,7 @@ export class Pipeline {
     const { resolution, outCh } = firstStage.config.ddconfig;
     this.info = {
       manifest: path, K: manifest.K, T: manifest.T, schedule: manifest.schedule, beta: chain.schedule.beta, tokenShape: chain.tokenShape,
-      conditioning: conditioningInfo(manifest.conditioning), resolution, channels: outCh === 1 ? 1 : 3, ema, device, masks: NAMED_MASKS,
+      conditioning: conditioningInfo(manifest.conditioning, mapStage), resolution, channels: outCh === 1 ? 1 : 3, ema, device, masks: NAMED_MASKS,
     };
   }
 

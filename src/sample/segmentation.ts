@@ -58,6 +58,16 @@ export function readLabelMap(image: RGBAImage, R: number, labels: readonly strin
   return { labels: out, width, height };
 }
 
+/** A label map as the colour-coded picture `readLabelMap` reads back (label l: the pure colour of channel l). */
+export function labelMapImage(map: LabelMap): RGBAImage {
+  const rgba = new Uint8Array(4 * map.width * map.height);
+  map.labels.forEach((l, p) => {
+    if (l > 2) throw new LabelMapError(`label ${l} at pixel ${p} cannot be colour-coded in RGB`);
+    rgba.set([...labelColour(l), 255], 4 * p);
+  });
+  return { width: map.width, height: map.height, rgba };
+}
+
 /** The picture with alpha 255 (a label map's alpha carries no meaning). */
 const opaque = (rgba: Uint8Array): Uint8Array => rgba.map((v, i) => (i % 4 === 3 ? 255 : v));
 

@@ -3,9 +3,8 @@
  * one-word SharedArrayBuffer: the server sets it to 1 to cancel, and the worker reads it before every
  * token (a worker busy in a synchronous token loop cannot receive messages).
  */
-import type { EditSidecar, ModelInfo, SampleSidecar } from '../pipeline/index.js';
+import type { EditSidecar, ModelInfo, RequestCondition, SampleSidecar } from '../pipeline/index.js';
 import type { RGBAImage } from '../data/index.js';
-import type { Condition } from '../chain/index.js';
 
 /** A sample request as JSON carries it (seed as a decimal string). */
 export interface SampleJob {
@@ -17,8 +16,8 @@ export interface SampleJob {
   temperature?: number;
   topK?: number;
   topP?: number;
-  /** One class id, caption or null (the null condition) for every image; absent for an unconditional chain. */
-  condition?: Condition;
+  /** One class id, caption, label map (read by the server) or null (the null condition) for every image; absent for an unconditional chain. */
+  condition?: RequestCondition;
   /** Classifier-free guidance scale. */
   guidance?: number;
 }

@@ -1,6 +1,7 @@
 /**
  * The editor in a real browser (Debian's chromium, driven by playwright-core) against a real server on
- * the shipped models: sample, paint a mask with the mouse, edit, check the result, cancel. Screenshots
+ * the shipped models: sample, paint a mask with the mouse, edit, check the result, cancel; and on a tiny
+ * segmentation chain: paint a label map, sample with it, see each image's fidelity. Screenshots
  * go to dist/test-artifacts/ (skipped, saying so, where /usr/bin/chromium is not installed).
  */
 import { test, after, before } from 'node:test';
@@ -10,7 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { decodeImage } from '../../src/data/index.js';
-import { SHIPPED, serve, untilIdle } from './helpers.js';
+import { Pipeline, useLatencyBoundThreads } from '../../src/pipeline/index.js';
+import { readLabelMap } from '../../src/sample/index.js';
+import { SHIPPED, pngOf, serve, tinyModels, untilIdle } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install -y chromium)`;
@@ -20,11 +23,12 @@ let server: Awaited<ReturnType<typeof serve>>;
 let browser: BrowserContext;
 let page: Page;
 const profile = mkdtempSync(join(tmpdir(), 'imagebart-chromium-'));
+const tiny = skip ? undefined : tinyModels();
 
 before(async () => {
   if (skip) return;
   mkdirSync(ARTIFACTS, { recursive: true });
-  server = await serve({ models: [SHIPPED, join(SHIPPED, '..', 'mnist-class')], workers: 1 });
+  server = await serve({ models: [SHIPPED, join(SHIPPED, '..', 'mnist-class'), tiny!.seg], workers: 1 });
   // a fresh profile (--user-data-dir) per run
   browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM, headless: true, viewport: { width: 1280, height: 860 },
@@ -134,4 +138,67 @@ test('touch: a finger paints the mask on a touch screen', { skip }, async () => 
   assert.ok((await painted()) > 100, 'a tap leaves a brush dot on the mask');
   await p.screenshot({ path: join(ARTIFACTS, 'editor-touch.png') });
   await phone.close();
+});
+
+/** The label map on the page's canvas: the RGB channel that is on, per pixel (-1 for any other colour). */
+const pageLabels = () => page.evaluate(`(() => {
+  const c = document.getElementById('map-canvas'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, out = [];
+  for (let i = 0; i < d.length; i += 4) {
+    const on = [0, 1, 2].filter((k) => d[i + k] === 255), off = [0, 1, 2].filter((k) => d[i + k] === 0);
+    out.push(on.length === 1 && off.length === 2 ? on[0] : -1);
+  }
+  return out;
+})()`) as Promise<number[]>;
+
+test('segmentation: paint a label map, sample with it, and each image\'s fidelity to it is shown', { skip }, async () => {
+  await page.selectOption('#model', 'seg');
+  await page.waitForSelector('#map-panel:not([hidden])');
+  assert.equal(await page.isVisible('#class-label'), false);
+  assert.equal(await page.isVisible('#map-none-label'), false, 'the chain has no null map: no unconditional choice');
+  assert.equal(await page.isVisible('#guidance-label'), false);
+  assert.deepEqual(await page.locator('#palette button').allTextContents(), ['background', 'stroke', 'outline']);
+  const blank = await pageLabels();
+  assert.deepEqual([blank.length, new Set(blank).size, blank[0]], [256, 1, 0], 'a fresh 16×16 map, all background');
+  await page.click('#palette button[data-label="1"]');
+  const box = (await page.locator('#map-canvas').boundingBox())!;
+  await page.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.5);
+  await page.mouse.down();
+  for (let i = 1; i <= 10; i++) await page.mouse.move(box.x + box.width * (0.2 + 0.06 * i), box.y + box.height * 0.5, { steps: 2 });
+  await page.mouse.up();
+  const painted = await pageLabels();
+  assert.ok(!painted.includes(-1), 'every pixel is a pure label colour');
+  const strokes = painted.filter((l) => l === 1).length;
+  assert.ok(strokes >= 10 && strokes < 100, `the stroke painted ${strokes} pixels of the map`);
+  assert.deepEqual(painted.slice(0, 16), new Array(16).fill(0), 'the top row is untouched');
+  await page.fill('#count', '2');
+  await page.fill('#seed', '3');
+  const response = page.waitForResponse((r) => r.url().endsWith('/api/sample'));
+  await page.click('#sample');
+  assert.equal((await response).status(), 200);
+  await page.waitForSelector('#fidelity:not([hidden])', { timeout: 60_000 }); // only a segmentation result shows it
+  assert.equal(await page.locator('#results img[data-role=result]').count(), 2);
+  await page.screenshot({ path: join(ARTIFACTS, 'editor-segmentation.png') });
+  assert.match((await page.textContent('#fidelity'))!, /^mean IoU with the label map: \d\.\d{3} \(2 images;/);
+  assert.match((await page.locator('#results figcaption').allTextContents()).join(' | '), /^sample 1 · IoU \d\.\d\d \| sample 2 · IoU \d\.\d\d$/);
+  const sidecar: any = await page.evaluate(`fetch(document.getElementById('download-settings').href).then((r) => r.json())`);
+  assert.equal(sidecar.request.segmentation, 'painted');
+  // the server sampled with the map as painted: the library gives the same fidelity for it
+  useLatencyBoundThreads();
+  const alone = Pipeline.load(tiny!.seg).sample({ count: 2, seed: '3', condition: { labels: Uint8Array.from(painted), width: 16, height: 16 } });
+  assert.deepEqual(sidecar.segmentation, alone.sidecar.segmentation);
+  assert.equal((await page.textContent('#fidelity'))!.slice(29, 34), alone.sidecar.segmentation!.mean.toFixed(3));
+});
+
+test('segmentation: an uploaded grey shape becomes the map the server reads in it; a bad one says why', { skip }, async () => {
+  const shape = pngOf(40, 40, (x, y) => (Math.hypot(x - 20, y - 20) < 12 ? [240, 240, 240] : [0, 0, 0]));
+  await page.setInputFiles('#map-upload', { name: 'shape.png', mimeType: 'image/png', buffer: Buffer.from(shape) });
+  const expected = Array.from(readLabelMap(decodeImage(shape, 'shape'), 16, ['background', 'stroke', 'outline']).labels);
+  await page.waitForFunction(`document.getElementById('map-canvas').getContext('2d').getImageData(8, 8, 1, 1).data[1] === 255`, undefined, { timeout: 10_000 });
+  assert.deepEqual(await pageLabels(), expected);
+  const odd = pngOf(16, 16, (x) => (x === 3 ? [10, 200, 30] : [255, 0, 0]));
+  await page.setInputFiles('#map-upload', { name: 'odd.png', mimeType: 'image/png', buffer: Buffer.from(odd) });
+  await page.waitForSelector('#error:not([hidden])');
+  assert.match((await page.textContent('#error-text'))!, /segmentation: unknown label colour rgb\(10, 200, 30\) at pixel \(3, 0\)/);
+  assert.deepEqual(await pageLabels(), expected, 'a refused upload leaves the map as it was');
+  await page.click('#error-close');
 });

@@ -1,7 +1,11 @@
-/** Shared by the server tests: the shipped model served on a free loopback port, and an SSE reader. */
+/** Shared by the server tests: the shipped model served on a free loopback port, tiny conditional models, pictures, and an SSE reader. */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { encodePng } from '../../src/data/index.js';
 import { startServer, type EditorServer, type ServerOptions } from '../../src/server/app.js';
+import { saveTinyChain } from '../sample/tiny.js';
 
 export const SHIPPED = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'models', 'mnist');
 export const EXAMPLE = join(SHIPPED, 'examples', 'test-0000-digit-7.png');
@@ -53,4 +57,31 @@ export async function untilIdle(url: string, timeoutMs = 20000): Promise<number>
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error('the server stayed busy');
+}
+
+/**
+ * Tiny random chains (test/sample/tiny.ts) in model directories of a temporary folder, removed at exit:
+ * `seg` (segmentation, 8-code label-map model, 16×16 maps), `seg-null` (the same with a null map),
+ * `cls` (3 classes) and `plain` (unconditional).
+ */
+export function tinyModels(): Record<'seg' | 'segNull' | 'cls' | 'plain', string> {
+  const root = mkdtempSync(join(tmpdir(), 'imagebart-server-models-'));
+  process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+  const at = (name: string, o: Parameters<typeof saveTinyChain>[1]) => {
+    const dir = join(root, name);
+    mkdirSync(dir);
+    saveTinyChain(dir, o);
+    return dir;
+  };
+  return {
+    seg: at('seg', { segmentation: { K: 8, nullable: false } }), segNull: at('seg-null', { segmentation: { K: 8, nullable: true } }),
+    cls: at('cls', { classes: 3 }), plain: at('plain', {}),
+  };
+}
+
+/** A w×h PNG whose pixel (x, y) is colour(x, y) (RGB). */
+export function pngOf(w: number, h: number, colour: (x: number, y: number) => readonly number[]): Uint8Array {
+  const rgba = new Uint8Array(w * h * 4);
+  for (let p = 0; p < w * h; p++) rgba.set([...colour(p % w, Math.floor(p / w)), 255], 4 * p);
+  return new Uint8Array(encodePng(rgba, w, h));
 }

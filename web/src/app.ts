@@ -7,13 +7,20 @@
  * shows the picture fitted into a square, as the model sees it. The mask is sent as a PNG of the
  * picture's own region of the canvas (white = keep, black = repaint), which the server stretches to
  * the picture's size: the padding around a non-square picture is never repainted.
+ *
+ * A segmentation-conditional model gets a label map: an R×R canvas (R the label-map model's size)
+ * painted with the model's labels, label l in the pure colour of RGB channel l (background red,
+ * stroke green, outline blue), which is how the server reads a map (sample/segmentation.ts); it is
+ * sent as a PNG with samples and edits. An uploaded picture is read by the server (/api/label-map),
+ * which answers the colour-coded map it holds, so painting can go on over it.
  */
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
 type Conditioning =
   | { kind: 'none'; description: string }
   | { kind: 'class'; classes: number; names?: string[]; nullable: boolean; description: string }
-  | { kind: 'text'; length: number; nullable: boolean; description: string };
+  | { kind: 'text'; length: number; nullable: boolean; description: string }
+  | { kind: 'segmentation'; labels: string[]; resolution: number; nullable: boolean; description: string };
 interface ModelInfo {
   name: string; K: number; T: number; conditioning: Conditioning; resolution: number; channels: number; masks: string[];
 }
@@ -33,6 +40,10 @@ let picture: Blob | undefined; // the picture being edited, as uploaded or picke
 let running: AbortController | undefined;
 let tool: 'paint' | 'erase' = 'paint';
 let region = { x: 0, y: 0, w: SIZE, h: SIZE }; // the picture's part of the canvas
+const mapCanvas = $<HTMLCanvasElement>('map-canvas');
+const mapCtx = mapCanvas.getContext('2d')!;
+let labels = new Uint8Array(mapCanvas.width * mapCanvas.height); // the label map, one label per pixel
+let label = 0; // the label the brush paints
 
 // ---------- errors and status ----------
 
@@ -154,13 +165,38 @@ function invertMask(): void {
   maskCtx.putImageData(d, 0, 0);
 }
 
-function setupBrush(): void {
-  let last: { x: number; y: number } | undefined;
+interface Point { x: number; y: number }
+
+/**
+ * Pointer painting on a canvas (mouse, pen and touch): `stroke(from, to)` in canvas pixels for the
+ * press and every move while pressed; `start` when a press begins.
+ */
+function brush(canvas: HTMLCanvasElement, stroke: (from: Point, to: Point) => void, start?: () => void): void {
+  let last: Point | undefined;
   const at = (e: PointerEvent) => {
-    const r = maskCanvas.getBoundingClientRect();
-    return { x: ((e.clientX - r.left) / r.width) * SIZE, y: ((e.clientY - r.top) / r.height) * SIZE };
+    const r = canvas.getBoundingClientRect();
+    return { x: ((e.clientX - r.left) / r.width) * canvas.width, y: ((e.clientY - r.top) / r.height) * canvas.height };
   };
-  const stroke = (from: { x: number; y: number }, to: { x: number; y: number }) => {
+  canvas.addEventListener('pointerdown', (e) => {
+    canvas.setPointerCapture(e.pointerId);
+    start?.();
+    last = at(e);
+    stroke(last, last);
+    e.preventDefault();
+  });
+  canvas.addEventListener('pointermove', (e) => {
+    if (!last) return;
+    const p = at(e);
+    stroke(last, p);
+    last = p;
+  });
+  const end = () => (last = undefined);
+  canvas.addEventListener('pointerup', end);
+  canvas.addEventListener('pointercancel', end);
+}
+
+function setupMaskBrush(): void {
+  brush(maskCanvas, (from, to) => {
     maskCtx.globalCompositeOperation = tool === 'paint' ? 'source-over' : 'destination-out';
     maskCtx.strokeStyle = tool === 'paint' ? 'rgb(240, 62, 62)' : '#000';
     maskCtx.globalAlpha = tool === 'paint' ? 0.55 : 1;
@@ -172,23 +208,88 @@ function setupBrush(): void {
     maskCtx.stroke();
     maskCtx.globalAlpha = 1;
     maskCtx.globalCompositeOperation = 'source-over';
-  };
-  maskCanvas.addEventListener('pointerdown', (e) => {
-    maskCanvas.setPointerCapture(e.pointerId);
-    $<HTMLSelectElement>('named-mask').value = '';
-    last = at(e);
-    stroke(last, last);
-    e.preventDefault();
+  }, () => ($<HTMLSelectElement>('named-mask').value = ''));
+}
+
+// ---------- the label map ----------
+
+/** The colour of label l: the pure colour of RGB channel l. */
+const labelColour = (l: number) => [0, 1, 2].map((k) => (k === l ? 255 : 0));
+
+function drawMap(): void {
+  const d = new ImageData(mapCanvas.width, mapCanvas.height);
+  labels.forEach((l, p) => d.data.set([...labelColour(l), 255], 4 * p));
+  mapCtx.putImageData(d, 0, 0);
+}
+
+/** A new R×R map, all background. */
+function resetMap(R: number): void {
+  mapCanvas.width = mapCanvas.height = R;
+  labels = new Uint8Array(R * R);
+  drawMap();
+}
+
+/** Paints `label` on every pixel within the brush radius of the segment from → to (no blending: labels stay pure). */
+function paintLabels(from: Point, to: Point): void {
+  const R = mapCanvas.width, r = Number($<HTMLInputElement>('map-brush').value) / 2;
+  const steps = Math.ceil(Math.hypot(to.x - from.x, to.y - from.y) * 2) + 1;
+  for (let i = 0; i <= steps; i++) {
+    const cx = from.x + ((to.x - from.x) * i) / steps, cy = from.y + ((to.y - from.y) * i) / steps;
+    for (let y = Math.max(0, Math.floor(cy - r)); y <= Math.min(R - 1, Math.floor(cy + r)); y++) {
+      for (let x = Math.max(0, Math.floor(cx - r)); x <= Math.min(R - 1, Math.floor(cx + r)); x++) {
+        const inside = (x + 0.5 - cx) ** 2 + (y + 0.5 - cy) ** 2 <= r * r || (x === Math.floor(cx) && y === Math.floor(cy));
+        if (inside) labels[y * R + x] = label;
+      }
+    }
+  }
+  drawMap();
+  $<HTMLInputElement>('map-none').checked = false;
+}
+
+function setupPalette(names: string[]): void {
+  const box = $('palette');
+  box.replaceChildren();
+  label = Math.min(1, names.length - 1); // the stroke, where there is one
+  names.forEach((name, l) => {
+    const b = Object.assign(document.createElement('button'), { type: 'button', textContent: name, title: `paint ${name}` });
+    b.dataset.label = String(l);
+    b.style.setProperty('--swatch', `rgb(${labelColour(l).join(', ')})`);
+    b.classList.toggle('on', l === label);
+    b.addEventListener('click', () => {
+      label = l;
+      box.querySelectorAll('button').forEach((x) => x.classList.toggle('on', x === b));
+    });
+    box.append(b);
   });
-  maskCanvas.addEventListener('pointermove', (e) => {
-    if (!last) return;
-    const p = at(e);
-    stroke(last, p);
-    last = p;
-  });
-  const end = () => (last = undefined);
-  maskCanvas.addEventListener('pointerup', end);
-  maskCanvas.addEventListener('pointercancel', end);
+}
+
+function mapPng(): Promise<Blob> {
+  return new Promise((resolve, reject) => mapCanvas.toBlob((b) => (b ? resolve(b) : reject(new Error('could not encode the label map'))), 'image/png'));
+}
+
+/** An uploaded picture → the label map the server reads in it (colour-coded, R×R), onto the canvas. */
+async function uploadMap(file: Blob): Promise<void> {
+  const form = new FormData();
+  form.append('model', model!.name);
+  form.append('segmentation', file, 'map.png');
+  const r = await fetch('/api/label-map', { method: 'POST', body: form });
+  if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error ?? `${r.status} ${r.statusText}`);
+  const bitmap = await createImageBitmap(await r.blob(), { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+  mapCtx.drawImage(bitmap, 0, 0);
+  const d = mapCtx.getImageData(0, 0, mapCanvas.width, mapCanvas.height).data;
+  labels = labels.map((_, p) => [0, 1, 2].find((k) => d[4 * p + k] > 127) ?? 0);
+  drawMap();
+  $<HTMLInputElement>('map-none').checked = false;
+}
+
+/** A segmentation model's map for a request: the painted map as a PNG, or 'null' (the null map). */
+async function addMap(form: FormData, s: Record<string, string>): Promise<void> {
+  if (model?.conditioning.kind !== 'segmentation') return;
+  if (model.conditioning.nullable && $<HTMLInputElement>('map-none').checked) form.append('segmentation', (s.segmentation = 'null'));
+  else {
+    form.append('segmentation', await mapPng(), 'map.png');
+    s.segmentation = 'painted';
+  }
 }
 
 // ---------- requests ----------
@@ -251,13 +352,17 @@ function showResult(r: Result, request: Record<string, string>, kind: 'sample' |
       compare.append(chosen);
     }
   };
+  const iou = (r.sidecar.segmentation as { meanIoU: number[]; mean: number } | undefined);
   r.images.forEach((src, i) => {
-    const f = img(src, `${kind} ${i + 1}`);
+    const f = img(src, `${kind} ${i + 1}${iou?.meanIoU[i] !== undefined ? ` · IoU ${iou.meanIoU[i].toFixed(2)}` : ''}`);
     f.querySelector('img')!.dataset.role = 'result';
     f.addEventListener('click', () => choose(i));
     results.append(f);
   });
   choose(0);
+  const fidelity = $('fidelity');
+  fidelity.hidden = !iou?.meanIoU.length;
+  if (iou?.meanIoU.length) fidelity.textContent = `mean IoU with the label map: ${iou.mean.toFixed(3)} (${iou.meanIoU.length} image${iou.meanIoU.length > 1 ? 's' : ''}; 1 = every region as painted)`;
   const s = $<HTMLAnchorElement>('download-settings');
   s.href = URL.createObjectURL(new Blob([JSON.stringify({ request: request, ...r.sidecar }, null, 2)], { type: 'application/json' }));
   s.download = `imagebart-${kind}-${String(r.sidecar.seed)}.json`;
@@ -306,7 +411,11 @@ async function run(kind: 'sample' | 'edit', init: RequestInit, request: Record<s
 
 async function sampleClicked(): Promise<void> {
   const s = settings();
-  await run('sample', { headers: { 'content-type': 'application/json' }, body: JSON.stringify(s) }, s);
+  if (model?.conditioning.kind !== 'segmentation') return run('sample', { headers: { 'content-type': 'application/json' }, body: JSON.stringify(s) }, s);
+  const form = new FormData(); // a label map is a file: a multipart request
+  for (const [k, v] of Object.entries(s)) form.append(k, v);
+  await addMap(form, s);
+  await run('sample', { body: form }, s);
 }
 
 async function editClicked(): Promise<void> {
@@ -325,6 +434,7 @@ async function editClicked(): Promise<void> {
     s.mask = 'painted';
   }
   form.append('image', picture, 'image.png');
+  await addMap(form, s);
   await run('edit', { body: form }, s);
 }
 
@@ -346,6 +456,13 @@ async function chooseModel(m: ModelInfo): Promise<void> {
   }
   $('prompt-label').hidden = c.kind !== 'text';
   $('guidance-label').hidden = c.kind === 'none' || !c.nullable;
+  $('map-panel').hidden = c.kind !== 'segmentation';
+  if (c.kind === 'segmentation') {
+    resetMap(c.resolution);
+    setupPalette(c.labels);
+    $('map-none-label').hidden = !c.nullable;
+    $<HTMLInputElement>('map-none').checked = false;
+  }
   const { examples } = await json<{ examples: string[] }>(`/api/examples/${encodeURIComponent(m.name)}`);
   const box = $('examples');
   box.replaceChildren();
@@ -367,7 +484,15 @@ async function start(): Promise<void> {
   bindOutput('topp', 'topp-out');
   bindOutput('guidance', 'guidance-out');
   bindOutput('brush', 'brush-out', 0);
-  setupBrush();
+  bindOutput('map-brush', 'map-brush-out', 0);
+  setupMaskBrush();
+  brush(mapCanvas, paintLabels);
+  $('map-fill').addEventListener('click', () => { labels.fill(0); drawMap(); $<HTMLInputElement>('map-none').checked = false; });
+  $<HTMLInputElement>('map-upload').addEventListener('change', async (e) => {
+    const input = e.target as HTMLInputElement, f = input.files?.[0];
+    if (f) await uploadMap(f).catch((err) => showError((err as Error).message));
+    input.value = '';
+  });
   $('tool-paint').addEventListener('click', () => { tool = 'paint'; $('tool-paint').classList.add('on'); $('tool-erase').classList.remove('on'); });
   $('tool-erase').addEventListener('click', () => { tool = 'erase'; $('tool-erase').classList.add('on'); $('tool-paint').classList.remove('on'); });
   $('mask-clear').addEventListener('click', () => { maskCtx.clearRect(0, 0, SIZE, SIZE); $<HTMLSelectElement>('named-mask').value = ''; });
