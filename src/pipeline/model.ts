@@ -315,12 +315,13 @@ export class Pipeline {
     return this.chain.tokenShape[0] * this.chain.tokenShape[1];
   }
 
-  /** Per image, the mean IoU of its requested label map with that of the decoded image (null maps skipped). */
+  /** Per image, the mean IoU of its requested label map with that of the decoded image (null maps skipped; none when every map is null). */
   private fidelity(maps: (LabelMap | null)[] | undefined, images: Pixels[], shape: ImageShape): CommonSidecar['segmentation'] {
     if (!maps) return undefined;
     const classes = this.manifest.conditioning.kind === 'segmentation' ? this.manifest.conditioning.labels.length : 0;
     const meanIoU = images.flatMap((img, i) => (maps[i] ? [segmentationFidelity(maps[i]!, img, shape.channels, classes)] : []));
-    return { meanIoU, mean: meanIoU.reduce((a, b) => a + b, 0) / Math.max(1, meanIoU.length) };
+    if (meanIoU.length === 0) return undefined; // only null maps: no fidelity to report
+    return { meanIoU, mean: meanIoU.reduce((a, b) => a + b, 0) / meanIoU.length };
   }
 
   /** The guidance of a request (undefined when off), checked against the chain. */

@@ -85,6 +85,7 @@ test('an edit takes a map too, and the null map samples a nullable chain', async
   assert.equal(e.sidecar.keptTokens, 8);
   const n = await result(await postJson(`${url}/api/sample`, { model: 'seg-null', segmentation: 'null', count: '1', guidance: 2 }));
   assert.deepEqual(n.sidecar.conditions, [null]);
+  assert.equal(n.sidecar.segmentation, undefined, 'no fidelity is reported when every map is null');
 });
 
 test('bad maps are a 400 with the library\'s message, before anything runs, and the server stays up', async () => {
