@@ -4,12 +4,26 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError, device, integer, parseArgs } from './args.js';
 import { startServer } from '../server/app.js';
+import { readManifest } from '../chain/index.js';
 
 const MODELS = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'models');
 
-/** The shipped model directories: every models/NAME holding a chain.json. */
-export const shippedModels = (): string[] =>
-  existsSync(MODELS) ? readdirSync(MODELS).sort().map((n) => join(MODELS, n)).filter((d) => existsSync(join(d, 'chain.json'))) : [];
+/**
+ * The shipped model directories: every models/NAME holding a chain.json, the conditional chains
+ * first (the page opens on the first: the models a user can steer), each group by name.
+ */
+export function shippedModels(): string[] {
+  if (!existsSync(MODELS)) return [];
+  const dirs = readdirSync(MODELS).sort().map((n) => join(MODELS, n)).filter((d) => existsSync(join(d, 'chain.json')));
+  const conditional = (d: string) => {
+    try {
+      return readManifest(join(d, 'chain.json')).conditioning.kind !== 'none';
+    } catch {
+      return false; // a damaged manifest is reported when the model loads
+    }
+  };
+  return [...dirs.filter(conditional), ...dirs.filter((d) => !conditional(d))];
+}
 
 const HELP = `imagebart serve [--model DIR …] [--port N] [--host ADDR] [options]
 
@@ -18,7 +32,8 @@ watch the chain repaint it scale by scale; and its JSON/SSE API (README: "The ed
 
 Options:
   --model DIR        a model directory (chain.json, its VQGAN, examples/) or manifest; repeat it to serve
-                     several, each under its directory's name (default: every shipped model in models/)
+                     several, each under its directory's name; the page opens on the first (default:
+                     every shipped model in models/, the conditional ones first)
   --port N           port (default 8080; 0 picks a free one)
   --host ADDR        address to listen on (default 127.0.0.1: this machine only)
   --workers N        model worker threads, each with its own copy of the models (default 1)

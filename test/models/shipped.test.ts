@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSamplingChain, sample, decodeTokens } from '../../src/sample/index.js';
-import { encodeConditions, nullCondition, type Condition } from '../../src/chain/index.js';
+import { encodeConditions, nullCondition, readManifest, type Condition } from '../../src/chain/index.js';
+import { shippedModels } from '../../src/cli/serve.js';
 
 const MODELS = join(process.cwd(), 'models');
 const shipped = readdirSync(MODELS).filter((d) => existsSync(join(MODELS, d, 'chain.json')));
@@ -27,3 +28,9 @@ for (const name of shipped) {
     assert.ok(spread > 0.5, `a sample is not a blank image (range ${spread})`);
   });
 }
+
+test('serve offers every shipped model, the conditional chains first (the page opens on the first)', () => {
+  const order = shippedModels().map((d) => readManifest(join(d, 'chain.json')).conditioning.kind !== 'none');
+  assert.equal(order.length, shipped.length);
+  assert.ok(order.indexOf(false) === -1 || !order.slice(order.indexOf(false)).includes(true), `conditional first: ${order}`);
+});
