@@ -73,19 +73,21 @@ export function modelCard(manifest: ChainManifest, resolveFile: (p: string) => s
     '',
   ];
   if (o.metrics?.length) {
+    const iou = o.metrics.some((m) => m.segmentationIoU !== undefined); // segmentation chains: fidelity to the requested maps
     lines.push('## Quality', '',
       'Measured with the project\'s own feature classifier (`imagebart eval`): Fréchet distance of its features against its training split, an Inception-like score, the share classified with confidence above 0.9, class accuracy; completions also report L1 and PSNR over the repainted pixels. Compare Fréchet distances only at equal N.', '',
-      '| what | N | seed | Fréchet | IS-like | confident | accuracy | region L1 | region PSNR |',
-      '|---|---|---|---|---|---|---|---|---|',
+      `| what | N | seed | Fréchet | IS-like | confident | accuracy | region L1 | region PSNR |${iou ? ' map IoU |' : ''}`,
+      `|---|---|---|---|---|---|---|---|---|${iou ? '---|' : ''}`,
       ...o.metrics.map((row) => {
         const m = row.kind === 'classifier' ? { ...row, kind: 'classifier (its test split)', n: row.testImages as number, accuracy: row.testAccuracy as number } : row;
         const what = [m.kind, m.classChoice && m.kind === 'samples' ? `(${m.classChoice})` : '', m.guidance !== undefined ? `guidance ${m.guidance}` : '',
           m.requestedAcceptRate !== undefined ? `acceptance ${m.requestedAcceptRate}` : '', m.mask ? `${m.mask}` : ''].filter(Boolean).join(' ');
-        return `| ${what} | ${m.n ?? '—'} | ${m.seed ?? '—'} | ${fmt(m.frechet, 2)} | ${fmt(m.inceptionScore, 2)} | ${pct(m.confident)} | ${pct(m.accuracy)} | ${fmt(m.regionL1)} | ${fmt(m.regionPsnr, 2)} |`;
+        return `| ${what} | ${m.n ?? '—'} | ${m.seed ?? '—'} | ${fmt(m.frechet, 2)} | ${fmt(m.inceptionScore, 2)} | ${pct(m.confident)} | ${pct(m.accuracy)} | ${fmt(m.regionL1)} | ${fmt(m.regionPsnr, 2)} |${iou ? ` ${fmt(m.segmentationIoU)} |` : ''}`;
       }), '');
   }
   for (const p of o.pictures ?? []) lines.push(`![${p}](${p})`, '');
-  const cls = manifest.conditioning.kind === 'class' ? ' --class 3' : manifest.conditioning.kind === 'text' ? " --prompt 'a red heart'" : '';
+  const kind = manifest.conditioning.kind;
+  const cls = kind === 'class' ? ' --class 3' : kind === 'text' ? " --prompt 'a red heart'" : kind === 'segmentation' ? ' --segmentation shape.png' : '';
   lines.push('## Use', '', '```sh',
     `imagebart sample --chain chain.json --count 16${cls} --out samples.png`,
     `imagebart edit --chain chain.json --image digit.png --mask upper-half${cls} --out edit.png`,
