@@ -16,6 +16,7 @@ import { UsageError, integer, number, need, parseArgs, probability, type Parsed 
 import { OutputPlan, OutputError } from '../io/output.js';
 import { openDataset, subset, type ImageDataset } from '../data/index.js';
 import { loadSamplingChain, isNamedMask, NAMED_MASKS } from '../sample/index.js';
+import { manifestPath } from '../pipeline/index.js';
 import { loadVQModel } from '../vqgan/index.js';
 import {
   trainClassifier, saveClassifier, loadClassifier, evaluateReference, evaluateSamples, evaluateCompletion,
@@ -47,6 +48,7 @@ classifier options:
   --force             replace an existing --out (checked, with the folder, before training starts)
 
 Common options:
+  --chain PATH        chain manifest, or a model directory holding chain.json (samples, completion; reference: its VQGAN)
   --classifier FILE   the feature classifier (eval classifier --out)
   --data NAME         held-out images: the test split of mnist, fashion-mnist, emoji-google, emoji-twitter or a folder;
                       eval samples of a segmentation chain: the held-out label maps it is conditioned
@@ -168,7 +170,7 @@ async function classifierCommand(v: Values): Promise<number> {
 async function referenceCommand(v: Values): Promise<number> {
   const classifier = loadClassifier(need(v.classifier, 'classifier'));
   const stagePath = v.vqgan ?? (v.chain ? undefined : need(v.vqgan, 'vqgan'));
-  const stage = stagePath ? loadVQModel(stagePath) : loadSamplingChain(need(v.chain, 'chain')).firstStage;
+  const stage = stagePath ? loadVQModel(stagePath) : loadSamplingChain(manifestPath(need(v.chain, 'chain'))).firstStage;
   const { resolution, inChannels } = stage.config.ddconfig;
   const ds = heldOut(v, resolution, inChannels as 1 | 3);
   const records = evaluateReference(classifier, stage, ds, {
@@ -181,7 +183,7 @@ async function referenceCommand(v: Values): Promise<number> {
 
 async function chainCommand(v: Values, completion: boolean): Promise<number> {
   const classifier = loadClassifier(need(v.classifier, 'classifier'));
-  const chainPath = need(v.chain, 'chain');
+  const chainPath = manifestPath(need(v.chain, 'chain'));
   const { chain, firstStage, mapStage } = loadSamplingChain(chainPath);
   const common = {
     count: integer(v.count, 'count', 2), batchSize: integer(v['batch-size'], 'batch-size', 1), seed: integer(v.seed, 'seed'),
