@@ -33,8 +33,14 @@ const trainArgs = (out: string, steps: number, evalEvery: number): string[] => [
 const checkpointStep = (out: string): number => Number(readSafetensorsHeader(join(out, 'scale1', 'checkpoint.safetensors')).metadata.step);
 
 test('the launcher: torchrun\'s environment per rank, output prefixed by rank, one failing rank stops the others', async () => {
-  const script = `console.log('env', process.env.RANK, process.env.WORLD_SIZE, process.env.LOCAL_RANK, process.env.MASTER_ADDR, process.env.MASTER_PORT);
-    if (process.env.RANK === '3') { console.error('boom: disk full'); process.exit(4); } else setTimeout(() => {}, 60000);`;
+  // rank 3 fails only once rank 2 has printed (it leaves a marker file), so rank 2's line is there however loaded the machine is
+  const marker = join(dir, 'rank2-printed');
+  const script = `const fs = require('node:fs');
+    console.log('env', process.env.RANK, process.env.WORLD_SIZE, process.env.LOCAL_RANK, process.env.MASTER_ADDR, process.env.MASTER_PORT);
+    if (process.env.RANK === '3') {
+      const fail = () => { console.error('boom: disk full'); process.exit(4); };
+      const wait = setInterval(() => { if (fs.existsSync(${JSON.stringify(marker)})) { clearInterval(wait); fail(); } }, 10);
+    } else { fs.writeFileSync(${JSON.stringify(marker)}, ''); setTimeout(() => {}, 60000); }`;
   const lines: string[] = [];
   const t0 = performance.now();
   const r = await launchRanks({ command: process.execPath, args: ['-e', script], nprocPerNode: 2, nnodes: 2, nodeRank: 1, masterAddr: '10.1.2.3', masterPort: 4567, graceMs: 1000, write: (l) => lines.push(l) });
