@@ -630,7 +630,7 @@ training.
 
   --manifest FILE   the trained chain's manifest
   --out DIR         where to write the release copy
-  --half            store the transformer weights as float16 (half the size again)
+  --half            store the weights (transformers and VQ models) as float16 (half the size again)
   --force           replace the files of an earlier export in DIR
 
 DIR's files are checked before anything is written: none may be a file of the source chain, and
@@ -658,7 +658,7 @@ async function exportCommand(v: { manifest?: string; out?: string; half?: boolea
   const { loadVQModel, saveVQModel } = await import('../vqgan/index.js');
   const path = exportChain(manifest, out, {
     half: v.half,
-    copyVQGAN: (src, dst) => saveVQModel(dst, loadVQModel(src)),
+    copyVQGAN: (src, dst) => saveVQModel(dst, loadVQModel(src), { half: v.half }),
   });
   process.stdout.write(`wrote ${path}\n`);
   return 0;

@@ -146,13 +146,17 @@ export function loadVQModel(path: string): VQModel {
 /** Just the config of a checkpoint (reads the header only). */
 export const readVQConfig = (path: string): VQModelConfig => configFromMetadata(readSafetensorsHeader(path).metadata, path);
 
-/** Writes the model (official keys) and its config, plus any extra tensors/metadata, atomically. */
+/**
+ * Writes the model (official keys) and its config, plus any extra tensors/metadata, atomically; `half`
+ * stores its float32 weights as float16 (a release copy: loading casts them back to float32).
+ */
 export function saveVQModel(
   path: string, model: VQModel,
-  extra: { tensors?: Map<string, Tensor>; metadata?: Record<string, string> } = {},
+  extra: { tensors?: Map<string, Tensor>; metadata?: Record<string, string>; half?: boolean } = {},
 ): void {
   tidy(() => {
-    const tensors = new Map([...model.stateDict()].map(([k, t]) => [k, t.detach()] as [string, Tensor]));
+    const stored = (t: Tensor) => (extra.half && t.dtype === 'float32' ? t.detach().to('float16') : t.detach());
+    const tensors = new Map([...model.stateDict()].map(([k, t]) => [k, stored(t)] as [string, Tensor]));
     for (const [k, t] of extra.tensors ?? []) tensors.set(k, t.detach());
     saveSafetensors(path, tensors, { format: VQGAN_FORMAT, config: JSON.stringify(model.config), ...extra.metadata });
   });

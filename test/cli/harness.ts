@@ -11,8 +11,10 @@ export async function run(cmd: Command, argv: string[]): Promise<{ code: number;
   const [stdout, stderr] = [process.stdout.write.bind(process.stdout), process.stderr.write.bind(process.stderr)];
   const [log, error] = [console.log, console.error];
   let out = '', err = '';
-  process.stdout.write = ((s: string | Uint8Array) => ((out += String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array) => ((err += String(s)), true)) as typeof process.stderr.write;
+  // the commands write text; the test runner's own reports (binary, under node --test) pass through, or
+  // the results of earlier tests written while a later one runs would be swallowed
+  process.stdout.write = ((s: string | Uint8Array, ...rest: never[]) => (typeof s === 'string' ? ((out += s), true) : stdout(s, ...rest))) as typeof process.stdout.write;
+  process.stderr.write = ((s: string | Uint8Array, ...rest: never[]) => (typeof s === 'string' ? ((err += s), true) : stderr(s, ...rest))) as typeof process.stderr.write;
   console.log = (...a: unknown[]) => { out += a.join(' ') + '\n'; };
   console.error = (...a: unknown[]) => { err += a.join(' ') + '\n'; };
   try {

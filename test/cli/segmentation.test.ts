@@ -104,4 +104,14 @@ test('chain train --segmentation-tokens: the scale fuses the maps and the manife
   const s2 = await run(sampleCommand, ['--chain', join(release, 'chain.json'), '--segmentation', shape, '--count', '2', '--seed', '1', '--guidance', '1.5', '--out', join(root, 'released.png')]);
   assert.equal(s2.code, 0, s2.err);
   assert.deepEqual(readFileSync(join(root, 'released.png')), readFileSync(join(root, 'trained.png')));
+  // --half stores every float weight as float16, the VQ models' too, and the copy still samples
+  const half = join(root, 'release-half');
+  const h = await run(chainCommand, ['export', '--manifest', join(out, 'chain.json'), '--out', half, '--half']);
+  assert.equal(h.code, 0, h.err);
+  for (const f of ['vqgan.safetensors', 'seg-vqgan.safetensors']) {
+    const dtypes = new Set([...readSafetensorsHeader(join(half, f)).tensors.values()].map((t) => t.dtype));
+    assert.ok(dtypes.has('float16') && !dtypes.has('float32'), `${f}: ${[...dtypes]}`);
+  }
+  const s3 = await run(sampleCommand, ['--chain', join(half, 'chain.json'), '--segmentation', shape, '--count', '2', '--seed', '1', '--guidance', '1.5', '--out', join(root, 'half.png')]);
+  assert.equal(s3.code, 0, s3.err);
 });
