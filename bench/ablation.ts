@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { openDataset, encodePng, fromCHW } from '../src/data/index.js';
+import { openDataset, encodePng, fromCHW, type ImageDataset } from '../src/data/index.js';
 import { loadSamplingChain } from '../src/sample/index.js';
 import { loadVQModel } from '../src/vqgan/index.js';
 import { NONE, chainManifest, writeManifest, readTokenFile, createDenoiser, type ScaleModelConfig } from '../src/chain/index.js';
@@ -125,18 +125,17 @@ function trainChain(p: Prepared, data: string, T: number, seed: number): string 
  * Stage 4: the pictures of a chain (its first seed): 32 samples, and 8 upper-half completions of the
  * first held-out example, under docs/ablation/ (made once; a stopped run leaves no partial file).
  */
-function pictures(manifest: string, data: string, T: number): void {
+function pictures(manifest: string, data: string, T: number, held: ImageDataset): void {
   const dir = resolve('docs', 'ablation');
   const samples = join(dir, `${data}-T${T}-samples.png`), completions = join(dir, `${data}-T${T}-completions.png`);
   if (!existsSync(samples)) imagebart('sample', '--chain', manifest, '--count', '32', '--seed', '7', '--out', samples);
   const example = join(ROOT, data, 'example.png');
-  if (!existsSync(example)) writeFileSync(example, examplePng(data));
+  if (!existsSync(example)) writeFileSync(example, examplePng(held));
   if (!existsSync(completions)) imagebart('edit', '--chain', manifest, '--image', example, '--mask', 'upper-half', '--count', '8', '--seed', '7', '--out', completions);
 }
 
-/** The first held-out image of a dataset as a PNG. */
-function examplePng(data: string): Buffer {
-  const held = openDataset(data, { split: 'test' });
+/** The first held-out image as a PNG. */
+function examplePng(held: ImageDataset): Buffer {
   const R = held.resolution;
   const { width, height, rgba } = fromCHW(held.get(0).image, held.channels, R, R);
   return encodePng(rgba, width, height);
@@ -191,7 +190,7 @@ for (const data of DATASETS) {
         c.completion = evaluateCompletion(classifier, chain, firstStage, held, { count: COUNT, seed: 200 + seed, mask: 'upper-half', onProgress: (d, n) => say(`${data} ${key} completion ${d}/${n}`) });
         save(results);
       }
-      if (seed === SEEDS[0]) pictures(manifest, data, T);
+      if (seed === SEEDS[0]) pictures(manifest, data, T, held);
     }
   }
 }

@@ -15,14 +15,14 @@ const MODELS = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'
 export function shippedModels(): string[] {
   if (!existsSync(MODELS)) return [];
   const dirs = readdirSync(MODELS).sort().map((n) => join(MODELS, n)).filter((d) => existsSync(join(d, 'chain.json')));
-  const conditional = (d: string) => {
+  const conditional = new Set(dirs.filter((d) => {
     try {
       return readManifest(join(d, 'chain.json')).conditioning.kind !== 'none';
     } catch {
       return false; // a damaged manifest is reported when the model loads
     }
-  };
-  return [...dirs.filter(conditional), ...dirs.filter((d) => !conditional(d))];
+  }));
+  return [...conditional, ...dirs.filter((d) => !conditional.has(d))];
 }
 
 const HELP = `imagebart serve [--model DIR …] [--port N] [--host ADDR] [options]
