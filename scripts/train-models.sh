@@ -32,13 +32,13 @@ classifier() { # data dir
 }
 
 # The chain: T = 3 geometric, encoder-decoders of 4 + 2 layers and a 6-layer GPT at width 192 (≈ 3M
-# parameters per scale), conditions dropped 10% of the time so one chain samples conditionally,
-# unconditionally and with guidance; a 256-sample quality check every 1000 steps.
+# parameters per scale; WIDTH overrides), conditions dropped 10% of the time so one chain samples
+# conditionally, unconditionally and with guidance; a 256-sample quality check every 1000 steps.
 chain() { # dir vqgan condition-flags…
   local dir=$1 vq=$2; shift 2
   [ -f "$dir/chain/chain.json" ] && return 0
   ib chain train --all --jobs 3 --tokens "$dir/tokens-train.safetensors" --out "$dir/chain" --vqgan "$vq" --T 3 "$@" --cond-dropout 0.1 \
-    --width 192 --enc-depth 4 --dec-depth 2 --gpt-depth 6 --batch-size 64 --lr 6e-4 --warmup 300 --steps "${STEPS:-6000}" --eval-every 250 \
+    --width "${WIDTH:-192}" --enc-depth 4 --dec-depth 2 --gpt-depth 6 --batch-size 64 --lr 6e-4 --warmup 300 --steps "${STEPS:-6000}" --eval-every 250 \
     --autocast --classifier "$dir/classifier.safetensors" --quality-every 1000
 }
 
@@ -56,9 +56,11 @@ for data in "${@:-mnist fashion-mnist emoji}"; do
         tokens fashion-mnist "$dir" "$dir/vqgan.safetensors"; classifier fashion-mnist "$dir"
         chain "$dir" "$dir/vqgan.safetensors" --classes 10 ;;
       emoji)
-        vqgan emoji "$dir" 6000
+        # 3786 × 2 images: a width-128 chain (≈ 4M parameters a scale) fits the size budget and is not
+        # starved of data the way a wider one would be
+        vqgan emoji "$dir" 3500
         tokens emoji "$dir" "$dir/vqgan.safetensors"; classifier emoji "$dir"
-        chain "$dir" "$dir/vqgan.safetensors" --caption-length 32 ;;
+        WIDTH=${WIDTH:-128} STEPS=${STEPS:-4000} chain "$dir" "$dir/vqgan.safetensors" --caption-length 32 ;;
       *) echo "unknown dataset $d (mnist, fashion-mnist, emoji)" >&2; exit 2 ;;
     esac
   done

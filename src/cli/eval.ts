@@ -41,6 +41,7 @@ Examples:
   imagebart eval reference --vqgan models/mnist/vqgan.safetensors --classifier models/mnist/classifier.safetensors --data mnist
   imagebart eval samples --chain models/mnist/chain.json --classifier models/mnist/classifier.safetensors --count 1000
   imagebart eval samples --chain models/mnist-seg/chain.json --classifier models/mnist/classifier.safetensors --data mnist-segmentation
+  imagebart eval samples --chain models/emoji-text --classifier models/emoji-text/classifier.safetensors --data emoji --count 370
   imagebart eval completion --chain models/mnist/chain.json --classifier models/mnist/classifier.safetensors --data mnist --mask upper-half
 
 classifier options:
@@ -53,12 +54,15 @@ Common options:
   --data NAME         held-out images: the test split of mnist, fashion-mnist, emoji-google, emoji-twitter or a folder;
                       eval samples of a segmentation chain: the held-out label maps it is conditioned
                       on (mnist-segmentation, fashion-mnist-segmentation), reported with the mean IoU
-                      of each map with the label map of its sample (segmentationIoU)
+                      of each map with the label map of its sample (segmentationIoU); eval samples of a
+                      text chain: the captioned images whose captions it is conditioned on (emoji),
+                      accuracy = the captioned image's class (emoji: its category) is what the classifier sees
+  --split test|train  which split's label maps or captions condition the samples (default test: held out)
   --count N           images scored (default 1000; Fréchet distance is biased by N)
   --batch-size N      (default 100 for reference, 50 for samples/completion)
   --seed N            which held-out images and which sampling noise (default 0)
   --class C           class-conditional chains: balanced (default: every class in turn), null (the null
-                      class: unconditional), or a class id; completions: null (default) or label (the
+                      class, caption or map: unconditional), or a class id; completions: null (default) or label (the
                       true label of each completed image)
   --guidance S        classifier-free guidance scale (chains trained with --cond-dropout)
   --accept-rate R     samples: classifier rejection sampling — draw count/R, keep the count most likely of
@@ -82,6 +86,7 @@ const OPTIONS = {
   'batch-size': { type: 'string' },
   seed: { type: 'string' },
   class: { type: 'string' },
+  split: { type: 'string' },
   guidance: { type: 'string' },
   'accept-rate': { type: 'string' },
   temperature: { type: 'string' },
@@ -197,14 +202,23 @@ async function chainCommand(v: Values, completion: boolean): Promise<number> {
     const { resolution, inChannels } = firstStage.config.ddconfig;
     record = evaluateCompletion(classifier, chain, firstStage, heldOut(v, resolution, inChannels as 1 | 3), { ...common, mask, onProgress: progress('completion', v.json) });
   } else {
-    let maps: { dataset: ImageDataset; stage: typeof firstStage } | undefined;
-    if (mapStage) {
+    const split = v.split ?? 'test';
+    if (split !== 'test' && split !== 'train') throw new UsageError(`--split ${split}: expected test or train`);
+    let maps: { dataset: ImageDataset; stage: typeof firstStage } | undefined, captions: ImageDataset | undefined;
+    const kind = chain.conditioning?.kind ?? 'none';
+    if (common.classChoice === 'null' && v.data === undefined) {
+      // the null condition: nothing held out conditions the samples
+    } else if (mapStage) {
       if (v.data === undefined) throw new UsageError('a segmentation chain samples from held-out label maps: give --data mnist-segmentation (or another segmentation dataset)');
-      maps = { dataset: openDataset(v.data, { split: 'test', resolution: mapStage.config.ddconfig.resolution }), stage: mapStage };
+      maps = { dataset: openDataset(v.data, { split, resolution: mapStage.config.ddconfig.resolution }), stage: mapStage };
+    } else if (kind === 'text') {
+      if (v.data === undefined) throw new UsageError('a text chain samples from the captions of a dataset: give --data emoji (its test split holds out whole names), or --class null');
+      const { resolution, inChannels } = firstStage.config.ddconfig;
+      captions = openDataset(v.data, { split, resolution, channels: inChannels as 1 | 3 });
     } else if (v.data !== undefined) {
-      throw new UsageError('eval samples compares against the classifier\'s reference statistics: --data is not used (but for a segmentation chain\'s label maps)');
+      throw new UsageError('eval samples compares against the classifier\'s reference statistics: --data is not used (but for the label maps of a segmentation chain or the captions of a text chain)');
     }
-    record = evaluateSamples(classifier, chain, firstStage, { ...common, maps, onProgress: progress('samples', v.json) });
+    record = evaluateSamples(classifier, chain, firstStage, { ...common, maps, captions, onProgress: progress('samples', v.json) });
   }
   report(v, [record], { chain: chainPath, classifier: v.classifier });
   return 0;

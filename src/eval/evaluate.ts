@@ -10,7 +10,9 @@
  *   accuracy), optionally with classifier-free guidance; a segmentation chain is conditioned on
  *   held-out label maps (e.g. mnist-segmentation's test split), and the record adds its segmentation
  *   fidelity (mean IoU of each map with the label map of its sample) and, the maps being of digits,
- *   accuracy = how often the classifier sees the map's digit;
+ *   accuracy = how often the classifier sees the map's digit; a text chain is conditioned on the
+ *   captions of a captioned dataset (e.g. emoji's test split, whose names are held out of training),
+ *   accuracy = how often the classifier sees the category of the captioned image;
  * - `evaluateCompletion`: N held-out images with a named region repainted by the chain (masked
  *   editing, no compositing): Fréchet distance of the completed images, L1/PSNR over the repainted
  *   pixels against the originals, and how often the classifier still sees the true label.
@@ -51,6 +53,8 @@ export interface ChainEvalOptions extends EvalCommon {
   acceptRate?: number;
   /** Segmentation chains: held-out label maps (one-hot map images, labelled) and the chain's label-map VQ model. */
   maps?: { dataset: ImageDataset; stage: FirstStage };
+  /** Text chains: captioned images whose captions condition the samples (and whose labels they should be classified as). */
+  captions?: ImageDataset;
 }
 
 export interface EvalRecord extends SampleMetrics {
@@ -68,12 +72,12 @@ function checkResolution(c: TrainedClassifier, channels: number, resolution: num
 }
 
 /** The first `n` images of a seeded permutation of `ds`, in batches. */
-function* heldOutBatches(ds: ImageDataset, n: number, batchSize: number, seed: number): Generator<{ images: Float32Array; labels?: Int32Array; count: number }> {
+function* heldOutBatches(ds: ImageDataset, n: number, batchSize: number, seed: number): Generator<{ images: Float32Array; labels?: Int32Array; captions?: string[]; count: number }> {
   if (n > ds.size) throw new Error(`${ds.name} has ${ds.size} images, fewer than the ${n} asked for`);
   const order = permutation(ds.size, seed).subarray(0, n);
   for (let s = 0; s < n; s += batchSize) {
     const b = collate(ds, order.subarray(s, Math.min(n, s + batchSize)));
-    yield { images: b.images, labels: b.labels, count: b.indices.length };
+    yield { images: b.images, labels: b.labels, captions: b.captions, count: b.indices.length };
   }
 }
 
@@ -115,8 +119,9 @@ function conditioning(chain: SamplingChain, choice: ClassChoice, B: number, offs
     if (choice !== 'balanced' && choice !== 'null') throw new Error('class-conditional sampling asked of an unconditional chain');
     return { guided: false };
   }
-  if (c.kind !== 'class') throw new Error(`evaluations condition on classes; this chain is conditioned on ${describeConditioning(c)}`);
-  if (choice === 'null') return { cond: encodeConditions(c, new Array<null>(B).fill(null)), guided: false };
+  const [h, w] = chain.tokenShape;
+  if (choice === 'null') return { cond: encodeConditions(c, new Array<null>(B).fill(null), { tokens: h * w }), guided: false };
+  if (c.kind !== 'class') throw new Error(`evaluations condition on classes, captions of a dataset or label maps; this chain is conditioned on ${describeConditioning(c)}`);
   if (choice === 'label' && !trueLabels) throw new Error("'label' conditioning needs the images' labels");
   const labels = Array.from({ length: B }, (_, i) => (trueLabels ? trueLabels[i] : typeof choice === 'number' ? choice : (offset + i) % c.classes));
   return { cond: encodeConditions(c, labels), labels, guided: true };
@@ -146,6 +151,17 @@ function* mapConditions(chain: SamplingChain, maps: ChainEvalOptions['maps'], co
   }
 }
 
+/** Batches of captions of a captioned dataset as a text chain's conditions, with the labels of their images. */
+function* captionConditions(chain: SamplingChain, ds: ImageDataset | undefined, count: number, batchSize: number, seed: number): Generator<{ cond: Tensor; labels?: number[] }> {
+  const c = chain.conditioning ?? NONE;
+  if (c.kind !== 'text') throw new Error(`captions condition a text chain; this chain is conditioned on ${describeConditioning(c)}`);
+  if (!ds) throw new Error('a text chain is evaluated on the captions of a dataset: give a captioned dataset (e.g. emoji, whose test split holds out whole names)');
+  for (const b of heldOutBatches(ds, count, batchSize, seed)) {
+    if (!b.captions) throw new Error(`${ds.name} has no captions`);
+    yield { cond: encodeConditions(c, b.captions)!.keep(), labels: b.labels && Array.from(b.labels) };
+  }
+}
+
 /** N samples of the chain. */
 export function evaluateSamples(classifier: TrainedClassifier, chain: SamplingChain, stage: FirstStage, o: ChainEvalOptions = {}): EvalRecord {
   const { count = 1000, batchSize = 50, seed = 0, classChoice = 'balanced', guidance } = o;
@@ -155,7 +171,10 @@ export function evaluateSamples(classifier: TrainedClassifier, chain: SamplingCh
   if (o.acceptRate !== undefined) return evaluateAccepted(classifier, chain, stage, { ...o, count, batchSize, seed, classChoice });
   const c = chain.conditioning ?? NONE;
   const segmentation = c.kind === 'segmentation', labelCount = c.kind === 'segmentation' ? c.labels.length : 0;
-  const held = segmentation ? mapConditions(chain, o.maps, count, batchSize, seed) : undefined;
+  // held-out conditions (label maps, captions) unless the chain is sampled with its null condition
+  const held: Generator<{ cond: Tensor; labels?: number[]; maps?: LabelMap[] }> | undefined = classChoice === 'null' ? undefined
+    : segmentation ? mapConditions(chain, o.maps, count, batchSize, seed)
+    : c.kind === 'text' ? captionConditions(chain, o.captions, count, batchSize, seed) : undefined;
   const started = performance.now();
   const set = new FeatureSet(classifier.model);
   let iou = 0;
@@ -167,18 +186,19 @@ export function evaluateSamples(classifier: TrainedClassifier, chain: SamplingCh
       const { cond, labels, guided } = m ? { ...m, guided: true } : conditioning(chain, classChoice, B, s);
       const r = sample(chain, { batch: B, seed: seed + i, cond, guidance: guidanceFor(chain, guidance, guided), settings: o.settings });
       const images = decodeImages(stage, r.tokens);
-      if (m) {
+      if (m?.maps) {
         const data = images.toFloat32Array(), plane = outCh * R * R;
         m.maps.forEach((map, k) => (iou += segmentationFidelity(map, data.subarray(k * plane, (k + 1) * plane), outCh, labelCount)));
-        m.cond.dispose();
       }
+      m?.cond.dispose();
       set.add(images, labels);
     }));
     o.onProgress?.(Math.min(count, s + B), count);
   }
   const rec: EvalRecord = {
     kind: 'samples', ...set.metrics(classifier.reference), seed, seconds: (performance.now() - started) / 1000,
-    ...(segmentation ? { conditions: `held-out label maps of ${o.maps!.dataset.name}`, segmentationIoU: iou / count } : { classChoice }),
+    ...(held === undefined ? { classChoice } : segmentation ? { conditions: `label maps of ${o.maps!.dataset.name}`, segmentationIoU: iou / count }
+      : { conditions: `captions of ${o.captions!.name}` }),
     ...(guidance !== undefined ? { guidance } : {}), settings: o.settings ?? {},
   };
   set.dispose();

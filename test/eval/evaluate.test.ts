@@ -62,9 +62,27 @@ test('samples of a segmentation chain are conditioned on held-out label maps and
   const iou = rec.segmentationIoU as number;
   assert.ok(iou >= 0 && iou <= 1, `IoU ${iou}`);
   assert.ok(rec.accuracy !== undefined, 'the maps carry their digit labels');
-  assert.match(String(rec.conditions), /held-out label maps of mnist:test\[:30\]:segmentation/);
+  assert.match(String(rec.conditions), /label maps of mnist:test\[:30\]:segmentation/);
   assert.throws(() => evaluateSamples(classifier, chain, stage, { count: 4 }), /give a segmentation dataset/);
   assert.throws(() => evaluateSamples(classifier, chain, stage, { count: 4, maps: { dataset: first(30, 'test'), stage: mapStage } }), /1-channel 32×32 maps; the chain's label-map model reads 3-channel 32×32/);
+});
+
+test('samples of a text chain are conditioned on the captions of a dataset and scored against their images\' labels', () => {
+  const K = 16;
+  const stage = patchStage(K, [8, 8]);
+  const digits = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
+  const chain = tinyChain({ K, T: 2, shape: [8, 8], captions: digits.map((d) => `a handwritten ${d}`), seed: 3 });
+  const plain = first(30, 'test');
+  const captioned = { ...plain, name: 'captioned digits', get: (i: number) => { const s = plain.get(i); return { ...s, caption: `a handwritten ${digits[s.label!]}` }; } };
+  const rec = evaluateSamples(classifier, chain, stage, { count: 12, batchSize: 6, seed: 4, captions: captioned, guidance: 2 });
+  assert.equal(rec.n, 12);
+  assert.ok(rec.accuracy !== undefined && rec.accuracy >= 0 && rec.accuracy <= 1, 'the captioned images carry labels');
+  assert.equal(rec.conditions, 'captions of captioned digits');
+  const uncond = evaluateSamples(classifier, chain, stage, { count: 6, batchSize: 6, seed: 4, classChoice: 'null' });
+  assert.equal(uncond.accuracy, undefined, 'the null caption has no intended label');
+  assert.throws(() => evaluateSamples(classifier, chain, stage, { count: 4 }), /give a captioned dataset/);
+  assert.throws(() => evaluateSamples(classifier, chain, stage, { count: 4, captions: plain }), /has no captions/);
+  assert.throws(() => evaluateSamples(classifier, chain, stage, { count: 40, captions: captioned }), /30 images, fewer than the 40/);
 });
 
 test('imagebart eval refuses a dataset whose images differ from the model\'s, naming both sizes', () => {

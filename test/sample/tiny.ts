@@ -1,7 +1,7 @@
 /** Tiny random-weight chains and first stages for the sampling tests. */
 import assert from 'node:assert/strict';
 import { type Tensor, manualSeed, tensor, noGrad, tidy } from '../../src/torch/index.js';
-import { NONE, shapeOfConditioning, createDenoiser, type ChainShape, type Conditioning } from '../../src/chain/index.js';
+import { NONE, shapeOfConditioning, textConditioning, createDenoiser, type ChainShape, type Conditioning } from '../../src/chain/index.js';
 import { makeSchedule, type ScheduleSpec } from '../../src/diffusion/index.js';
 import type { SamplingChain, FirstStage } from '../../src/sample/index.js';
 import { join } from 'node:path';
@@ -19,6 +19,8 @@ export interface TinyChainOptions {
   residual?: boolean;
   /** A segmentation chain whose label maps have K codes (nullable: with the null map). */
   segmentation?: { K: number; nullable?: boolean };
+  /** A text chain on these captions' tokens (caption length 8, nullable). */
+  captions?: string[];
   schedule?: ScheduleSpec;
   dim?: number;
   seed?: number;
@@ -31,7 +33,7 @@ export function tinyChain(o: TinyChainOptions = {}): SamplingChain {
   const schedule = makeSchedule(o.schedule ?? 'geometric', T);
   const conditioning: Conditioning = classes ? { kind: 'class', classes, nullable: !!o.nullable }
     : o.segmentation ? { kind: 'segmentation', vqgan: 'seg-vqgan.safetensors', K: o.segmentation.K, labels: ['background', 'stroke', 'outline'], nullable: !!o.segmentation.nullable }
-      : NONE;
+      : o.captions ? textConditioning(o.captions, 8, true) : NONE;
   const shape: ChainShape = { K, T, tokens: h * w, ...shapeOfConditioning(conditioning) };
   const denoisers = Array.from({ length: T }, (_, i) => {
     const t = i + 1;
