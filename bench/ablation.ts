@@ -76,14 +76,14 @@ function architecture(T: number, t: number): ScaleModelConfig {
 interface Prepared { vqgan: string; train: string; test: string; classifier: string; K: number }
 
 /**
- * Stage 1: VQGAN, tokens of both splits, feature classifier. The VQGAN is the shipped model's (MNIST),
- * else the one scripts/train-models.sh made for the shipped chain (runs/models/DATA), else one
- * trained here: the ablation and the shipped model share their first stage.
+ * Stage 1: VQGAN, tokens of both splits, feature classifier. The VQGAN is a shipped model's (models/DATA,
+ * else models/DATA-class), else the one scripts/train-models.sh made for the shipped chain
+ * (runs/models/DATA), else one trained here: the ablation and the shipped model share their first stage.
  */
 function prepare(data: string): Prepared {
   const dir = join(ROOT, data);
   mkdirSync(dir, { recursive: true });
-  const shared = [resolve(`models/${data}/vqgan.safetensors`), resolve(`runs/models/${data}/vqgan.safetensors`)].find((f) => existsSync(f));
+  const shared = [`models/${data}`, `models/${data}-class`, `runs/models/${data}`].map((d) => resolve(d, 'vqgan.safetensors')).find((f) => existsSync(f));
   const vqgan = shared ?? join(dir, 'vqgan.safetensors');
   if (!shared) {
     if (!existsSync(vqgan)) {

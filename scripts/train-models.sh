@@ -60,7 +60,7 @@ for data in "${@:-mnist fashion-mnist emoji}"; do
         # starved of data the way a wider one would be
         vqgan emoji "$dir" 3500
         tokens emoji "$dir" "$dir/vqgan.safetensors"; classifier emoji "$dir"
-        WIDTH=${WIDTH:-128} STEPS=${STEPS:-4000} chain "$dir" "$dir/vqgan.safetensors" --caption-length 32 ;;
+        WIDTH=${WIDTH:-128} STEPS=${STEPS:-3000} chain "$dir" "$dir/vqgan.safetensors" --caption-length 32 ;;
       *) echo "unknown dataset $d (mnist, fashion-mnist, emoji)" >&2; exit 2 ;;
     esac
   done

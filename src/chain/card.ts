@@ -80,7 +80,7 @@ export function modelCard(manifest: ChainManifest, resolveFile: (p: string) => s
       `|---|---|---|---|---|---|---|---|---|${iou ? '---|' : ''}`,
       ...o.metrics.map((row) => {
         const m = row.kind === 'classifier' ? { ...row, kind: 'classifier (its test split)', n: row.testImages as number, accuracy: row.testAccuracy as number } : row;
-        const what = [m.kind, m.classChoice && m.kind === 'samples' ? `(${m.classChoice})` : '', m.guidance !== undefined ? `guidance ${m.guidance}` : '',
+        const what = [m.kind, m.classChoice && m.kind === 'samples' ? `(${m.classChoice})` : '', m.conditions && m.kind === 'samples' ? `(${m.conditions})` : '', m.guidance !== undefined ? `guidance ${m.guidance}` : '',
           m.requestedAcceptRate !== undefined ? `acceptance ${m.requestedAcceptRate}` : '', m.mask ? `${m.mask}` : ''].filter(Boolean).join(' ');
         return `| ${what} | ${m.n ?? '—'} | ${m.seed ?? '—'} | ${fmt(m.frechet, 2)} | ${fmt(m.inceptionScore, 2)} | ${pct(m.confident)} | ${pct(m.accuracy)} | ${fmt(m.regionL1)} | ${fmt(m.regionPsnr, 2)} |${iou ? ` ${fmt(m.segmentationIoU)} |` : ''}`;
       }), '');

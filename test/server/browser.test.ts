@@ -189,6 +189,27 @@ test('segmentation: paint a label map, sample with it, and each image\'s fidelit
   assert.equal((await page.textContent('#fidelity'))!.slice(29, 34), alone.sidecar.segmentation!.mean.toFixed(3));
 });
 
+test('segmentation: the map can be laid over the picture, follows a new picture, and stays pure label colours', { skip }, async () => {
+  const before = await pageLabels();
+  const overlay = () => page.evaluate(`(() => {
+    const wrap = document.getElementById('map-canvas').parentElement;
+    return { over: wrap.classList.contains('over'), background: wrap.style.backgroundImage, picture: document.getElementById('image-canvas').toDataURL() };
+  })()`) as Promise<{ over: boolean; background: string; picture: string }>;
+  assert.deepEqual(await overlay().then((o) => [o.over, o.background]), [false, ''], 'off by default');
+  await page.check('#map-over-picture');
+  const on = await overlay();
+  assert.ok(on.over, 'the map is shown half transparent');
+  assert.equal(on.background, `url("${on.picture}")`, 'the picture shows under the map');
+  const dot = pngOf(24, 24, (x, y) => (Math.hypot(x - 12, y - 12) < 6 ? [250, 250, 250] : [0, 0, 0]));
+  await page.setInputFiles('#upload', { name: 'dot.png', mimeType: 'image/png', buffer: Buffer.from(dot) });
+  await page.waitForFunction(`document.getElementById('map-canvas').parentElement.style.backgroundImage !== ${JSON.stringify(on.background)}`, undefined, { timeout: 10_000 });
+  const next = await overlay();
+  assert.equal(next.background, `url("${next.picture}")`, 'a new picture replaces the one under the map');
+  assert.deepEqual(await pageLabels(), before, 'the overlay is only how the map is shown: its pixels are the labels as painted');
+  await page.uncheck('#map-over-picture');
+  assert.deepEqual(await overlay().then((o) => [o.over, o.background]), [false, '']);
+});
+
 test('segmentation: an uploaded grey shape becomes the map the server reads in it; a bad one says why', { skip }, async () => {
   const shape = pngOf(40, 40, (x, y) => (Math.hypot(x - 20, y - 20) < 12 ? [240, 240, 240] : [0, 0, 0]));
   await page.setInputFiles('#map-upload', { name: 'shape.png', mimeType: 'image/png', buffer: Buffer.from(shape) });

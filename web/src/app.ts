@@ -12,7 +12,9 @@
  * painted with the model's labels, label l in the pure colour of RGB channel l (background red,
  * stroke green, outline blue), which is how the server reads a map (sample/segmentation.ts); it is
  * sent as a PNG with samples and edits. An uploaded picture is read by the server (/api/label-map),
- * which answers the colour-coded map it holds, so painting can go on over it.
+ * which answers the colour-coded map it holds, so painting can go on over it. "Over the picture" lays
+ * the map, half transparent, on the picture (the square canvas it is shown on), so a map
+ * for a guided edit can be painted on the shape it should follow.
  */
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -116,6 +118,7 @@ async function setPicture(blob: Blob): Promise<void> {
   imageCtx.drawImage(bitmap, region.x, region.y, w, h);
   maskCtx.clearRect(0, 0, SIZE, SIZE);
   $<HTMLSelectElement>('named-mask').value = '';
+  overlayPicture();
 }
 
 function namedMask(name: string): void {
@@ -220,6 +223,13 @@ function drawMap(): void {
   const d = new ImageData(mapCanvas.width, mapCanvas.height);
   labels.forEach((l, p) => d.data.set([...labelColour(l), 255], 4 * p));
   mapCtx.putImageData(d, 0, 0);
+}
+
+/** With "over the picture" on, the picture shows through the (half-transparent) map. */
+function overlayPicture(): void {
+  const wrap = $('map-canvas').parentElement!, on = $<HTMLInputElement>('map-over-picture').checked;
+  wrap.classList.toggle('over', on);
+  wrap.style.backgroundImage = on ? `url(${imageCanvas.toDataURL()})` : '';
 }
 
 /** A new R×R map, all background. */
@@ -488,6 +498,7 @@ async function start(): Promise<void> {
   setupMaskBrush();
   brush(mapCanvas, paintLabels);
   $('map-fill').addEventListener('click', () => { labels.fill(0); drawMap(); $<HTMLInputElement>('map-none').checked = false; });
+  $('map-over-picture').addEventListener('change', overlayPicture);
   $<HTMLInputElement>('map-upload').addEventListener('change', async (e) => {
     const input = e.target as HTMLInputElement, f = input.files?.[0];
     if (f) await uploadMap(f).catch((err) => showError((err as Error).message));
