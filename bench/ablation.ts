@@ -14,8 +14,9 @@
  *
  * Resumable in stages: every stage skips what its output already holds (VQGAN runs and chain scales
  * resume from their checkpoints), so `npm run bench:ablation` can be stopped and restarted at will.
- * Writes bench/results/ablation.json. Options: --datasets mnist,fashion-mnist --T 1,2,4 --seeds 0,1
- * --steps N (per scale) --count N (images per metric) --root DIR (default runs/ablation).
+ * Writes bench/results/ablation.json and the README's table (between its ablation-table markers). Options: --datasets mnist,fashion-mnist --T 1,2,4 --seeds 0,1
+ * --steps N (per scale) --count N (images per metric) --root DIR (default runs/ablation); --report only
+ * rewrites the table from the results file.
  */
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
@@ -38,6 +39,7 @@ const { values: args } = parseArgs({
     count: { type: 'string', default: '1000' },
     root: { type: 'string', default: 'runs/ablation' },
     out: { type: 'string', default: 'bench/results/ablation.json' },
+    report: { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -126,8 +128,7 @@ function trainChain(p: Prepared, data: string, T: number, seed: number): string 
  * first held-out example, under docs/ablation/ (made once; a stopped run leaves no partial file).
  */
 function pictures(manifest: string, data: string, T: number, held: ImageDataset): void {
-  const dir = resolve('docs', 'ablation');
-  const samples = join(dir, `${data}-T${T}-samples.png`), completions = join(dir, `${data}-T${T}-completions.png`);
+  const [samples, completions] = picturePaths(data, T);
   if (!existsSync(samples)) imagebart('sample', '--chain', manifest, '--count', '32', '--seed', '7', '--out', samples);
   const example = join(ROOT, data, 'example.png');
   if (!existsSync(example)) {
@@ -135,6 +136,12 @@ function pictures(manifest: string, data: string, T: number, held: ImageDataset)
     renameSync(`${example}.tmp`, example);
   }
   if (!existsSync(completions)) imagebart('edit', '--chain', manifest, '--image', example, '--mask', 'upper-half', '--count', '8', '--seed', '7', '--out', completions);
+}
+
+/** docs/ablation/DATA-T{T}-samples.png and -completions.png. */
+function picturePaths(data: string, T: number): [string, string] {
+  const dir = resolve('docs', 'ablation');
+  return [join(dir, `${data}-T${T}-samples.png`), join(dir, `${data}-T${T}-completions.png`)];
 }
 
 /** The first held-out image as a PNG. */
@@ -170,19 +177,27 @@ function save(results: Results): void {
 
 const results = load();
 const started = performance.now();
-for (const data of DATASETS) {
+for (const data of args.report ? [] : DATASETS) {
   const p = prepare(data);
   const r = (results[data] ??= { chains: {} });
   const classifier = loadClassifier(p.classifier);
   const held = openDataset(data, { split: 'test' });
+  // the reference points, measured again each run: a classifier retrained since the stored results
+  // (runs/ lost, say) must score the same, or the old and new rows would not be comparable
+  const reference = evaluateReference(classifier, loadVQModel(p.vqgan), held, { count: COUNT, seed: 0 });
   if (!r.reference) {
-    r.reference = evaluateReference(classifier, loadVQModel(p.vqgan), held, { count: COUNT, seed: 0 });
+    r.reference = reference;
     save(results);
+  } else if (Math.abs(reference[0].frechet - r.reference[0].frechet) > 0.01 * r.reference[0].frechet) {
+    throw new Error(`${data}: the classifier in ${p.classifier} scores the real held-out images ${reference[0].frechet.toFixed(2)}, the stored results ${r.reference[0].frechet.toFixed(2)}: ` +
+      'it is not the classifier that scored them (delete the results file to start over)');
   }
   for (const T of TS) {
     for (const seed of SEEDS) {
       const key = `T${T}-seed${seed}`;
       const c = (r.chains[key] ??= { T, seed, parameters: parameters(T, p.K) });
+      const [samples, completions] = picturePaths(data, T);
+      if (c.samples && c.completion && (seed !== SEEDS[0] || (existsSync(samples) && existsSync(completions)))) continue;
       const manifest = trainChain(p, data, T, seed);
       const { chain, firstStage } = loadSamplingChain(manifest);
       if (!c.samples) {
@@ -198,24 +213,38 @@ for (const data of DATASETS) {
   }
 }
 
-// the table: mean ± standard error over seeds
+// the table (mean ± standard error over seeds), printed and written into the README between its markers
 const PAPER: Record<number, [number, number]> = { 1: [12.44, 11.8], 2: [12.55, 9.25], 4: [10.69, 6.87], 8: [10.81, 6.64] };
-const meanSe = (xs: number[]) => {
+const NAMES: Record<string, string> = { mnist: 'MNIST', 'fashion-mnist': 'Fashion-MNIST' };
+function meanSe(xs: number[], digits: number): string {
   const m = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const se = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1) / xs.length) : NaN;
-  return `${m.toFixed(2)}${Number.isNaN(se) ? '' : ` ± ${se.toFixed(2)}`}`;
-};
-for (const data of DATASETS) {
-  const r = results[data];
-  console.log(`\n${data} (N = ${COUNT}, ${STEPS} steps per scale at batch ${BATCH}):`);
-  console.log('| T | parameters | unconditional FD | upper-half completion FD | completion L1 | paper FFHQ (uncond / completion) |');
-  console.log('|---|---|---|---|---|---|');
-  for (const ref of r.reference ?? []) console.log(`| ${ref.kind} | — | ${ref.frechet.toFixed(2)} | — | — | — |`);
-  for (const T of TS) {
-    const runs = Object.values(r.chains).filter((c) => c.T === T && c.samples && c.completion);
-    if (!runs.length) continue;
-    console.log(`| ${T} | ${(runs[0].parameters / 1e6).toFixed(2)}M | ${meanSe(runs.map((c) => c.samples!.frechet))} | ${meanSe(runs.map((c) => c.completion!.frechet))} | ` +
-      `${meanSe(runs.map((c) => c.completion!.regionL1 as number))} | ${PAPER[T] ? `${PAPER[T][0]} / ${PAPER[T][1]}` : '—'} |`);
+  if (xs.length < 2) return `${m.toFixed(digits)} (1 seed)`;
+  const se = Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1) / xs.length);
+  return `${m.toFixed(digits)} ± ${se.toFixed(digits)}`;
+}
+const rows = ['| data | T | parameters | seeds | unconditional Fréchet | confident | upper-half completion Fréchet | completion L1 | paper FFHQ FID (uncond. / completion) |',
+  '|---|---|---|---|---|---|---|---|---|'];
+for (const [data, r] of Object.entries(results)) {
+  const name = NAMES[data] ?? data;
+  for (const ref of r.reference ?? []) {
+    rows.push(`| ${name} | ${ref.kind === 'real' ? 'real held-out images' : 'VQGAN reconstructions'} | — | — | ${ref.frechet.toFixed(2)} | ${(100 * ref.confident).toFixed(0)}% | — | — | — |`);
   }
+  for (const T of [...new Set(Object.values(r.chains).map((c) => c.T))].sort((a, b) => a - b)) {
+    const runs = Object.values(r.chains).filter((c) => c.T === T && c.samples && c.completion).sort((a, b) => a.seed - b.seed);
+    if (!runs.length) continue;
+    const pct = runs.reduce((a, c) => a + c.samples!.confident, 0) / runs.length;
+    rows.push(`| ${name} | ${T}${T === 1 ? ' (GPT)' : ''} | ${(runs[0].parameters / 1e6).toFixed(2)}M | ${runs.map((c) => c.seed).join(', ')} | ` +
+      `${meanSe(runs.map((c) => c.samples!.frechet), 1)} | ${(100 * pct).toFixed(0)}% | ${meanSe(runs.map((c) => c.completion!.frechet), 1)} | ` +
+      `${meanSe(runs.map((c) => c.completion!.regionL1 as number), 3)} | ${PAPER[T] ? `${PAPER[T][0]} / ${PAPER[T][1]}` : '—'} |`);
+  }
+}
+const table = rows.join('\n');
+console.log(`\nN = ${COUNT}, ${STEPS} steps per scale at batch ${BATCH}:\n${table}`);
+const readme = resolve('README.md'), open = '<!-- ablation-table -->', close = '<!-- /ablation-table -->';
+const text = existsSync(readme) ? readFileSync(readme, 'utf-8') : '';
+if (text.includes(open) && text.includes(close)) {
+  writeFileSync(`${readme}.tmp`, `${text.slice(0, text.indexOf(open) + open.length)}\n${table}\n${text.slice(text.indexOf(close))}`);
+  renameSync(`${readme}.tmp`, readme);
+  say('README table updated');
 }
 say(`done in ${((performance.now() - started) / 60000).toFixed(1)} min → ${args.out}`);

@@ -41,7 +41,7 @@ Examples:
   imagebart eval reference --vqgan models/mnist/vqgan.safetensors --classifier models/mnist/classifier.safetensors --data mnist
   imagebart eval samples --chain models/mnist/chain.json --classifier models/mnist/classifier.safetensors --count 1000
   imagebart eval samples --chain models/mnist-seg/chain.json --classifier models/mnist/classifier.safetensors --data mnist-segmentation
-  imagebart eval samples --chain models/emoji-text --classifier models/emoji-text/classifier.safetensors --data emoji --count 370
+  imagebart eval samples --chain models/emoji-text --classifier emoji-classifier.safetensors --data emoji --count 378 --guidance 2
   imagebart eval completion --chain models/mnist/chain.json --classifier models/mnist/classifier.safetensors --data mnist --mask upper-half
 
 classifier options:
