@@ -361,6 +361,8 @@ async function train(v: TrainValues): Promise<number> {
   const quality = v.classifier === undefined ? undefined : {
     classifier: v.classifier, every: int(v['quality-every'], 'quality-every', 1) ?? 1000, count: int(v['quality-count'], 'quality-count', 2) ?? 256,
     manifest: join(out, TRAINING_MANIFEST), log: join(out, 'quality.jsonl'),
+    // a text chain's samples are conditioned on the held-out captions of the dataset its tokens came from
+    data: conditioning.kind === 'text' ? file.dataset?.replace(/:(train|test|all)$/, '') : undefined,
   };
   if (quality) {
     if (!existsSync(quality.classifier)) throw new UsageError(`--classifier ${quality.classifier} does not exist`);
@@ -454,7 +456,7 @@ function optionArgs(v: TrainValues, skip: readonly string[]): string[] {
 const scaleArgs = (v: TrainValues, t: number): string[] => ['train', '--scale', String(t), ...optionArgs(v, ['all', 'jobs', 'classifier', 'quality-every', 'quality-count'])];
 
 /** A periodic sample-quality check while the scales train (`--classifier`). */
-interface QualityCheck { classifier: string; every: number; count: number; manifest: string; log: string }
+interface QualityCheck { classifier: string; every: number; count: number; manifest: string; log: string; data?: string }
 
 /**
  * Every `every` steps, once every scale has saved a checkpoint at least that far, scores `count`
@@ -472,14 +474,19 @@ function qualityWatcher(q: QualityCheck, scales: number[]): (t: number, line: st
     if (running || step < next) return;
     next = (Math.floor(step / q.every) + 1) * q.every;
     running = true;
-    const child = spawn(process.execPath, [MAIN, 'eval', 'samples', '--chain', q.manifest, '--classifier', q.classifier, '--count', String(q.count), '--seed', '0', '--json'], {
-      env: { ...process.env, IMAGEBART_THREADS: '1', IMAGEBART_BLAS_THREADS: '1' }, stdio: ['ignore', 'pipe', 'ignore'],
+    const data = q.data ? ['--data', q.data] : [];
+    const child = spawn(process.execPath, [MAIN, 'eval', 'samples', '--chain', q.manifest, '--classifier', q.classifier, ...data, '--count', String(q.count), '--seed', '0', '--json'], {
+      env: { ...process.env, IMAGEBART_THREADS: '1', IMAGEBART_BLAS_THREADS: '1' }, stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let out = '';
+    let out = '', err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
     child.on('close', (code) => {
       running = false;
-      if (code !== 0) return process.stderr.write(`[quality] step ${step}: the sample check failed (exit ${code})\n`);
+      if (code !== 0) {
+        const why = err.trim().split('\n').filter((l) => l.startsWith('imagebart')).pop() ?? `exit ${code}`;
+        return process.stderr.write(`[quality] step ${step}: the sample check failed: ${why}\n`);
+      }
       const r = JSON.parse(out) as { frechet: number; confident: number; accuracy?: number };
       appendFileSync(q.log, `${JSON.stringify({ step, steps: Object.fromEntries(at), ...r })}\n`);
       process.stderr.write(`[quality] step ${step}: Fréchet ${r.frechet.toFixed(2)}, confident ${(100 * r.confident).toFixed(1)}%` +
