@@ -67,6 +67,10 @@ Chain:
   --schedule S       ${DEFAULTS.schedule} (default) | alphacum:a0,…,aT | a constant β | a measured curve
                      (bernoulli_PSIM, ffhq_bernoulli_PSIM, …)
   --K N              codebook size (default: what the token file declares)
+  --condition KIND   none | class | text | segmentation; each kind's flag below gives its parameters
+                     (class: the number of classes, default the token file's class names; text: the
+                     caption length, default 77; segmentation: the maps, required). The flags alone
+                     also choose the kind
   --classes N        condition on the token file's labels 0..N-1
   --caption-length L condition on the token file's captions, CLIP-BPE tokenized to L tokens
   --segmentation-tokens FILE
@@ -187,6 +191,7 @@ const TRAIN_OPTIONS = {
   'val-size': { type: 'string' },
   'alpha-mix': { type: 'string' },
   classifier: { type: 'string' },
+  condition: { type: 'string' },
   'quality-every': { type: 'string' },
   'quality-count': { type: 'string' },
   autocast: { type: 'boolean' },
@@ -259,11 +264,27 @@ function modelConfig(v: TrainValues, t: number, T: number): ScaleModelConfig {
  * A text chain's vocabulary is read off the training file's captions, so every scale's process builds
  * the same one; a segmentation chain's K off its map token file, checked against its VQ model.
  */
+/** The kinds `--condition` names, and the flag that gives each its parameters. */
+const CONDITION_FLAGS = { class: 'classes', text: 'caption-length', segmentation: 'segmentation-tokens' } as const;
+
 async function conditioningFlags(v: TrainValues, file: TokenSet, out: string): Promise<Conditioning> {
-  const classes = int(v.classes, 'classes', 1), length = int(v['caption-length'], 'caption-length', 2);
+  let classes = int(v.classes, 'classes', 1), length = int(v['caption-length'], 'caption-length', 2);
   const nullable = (probability(v['cond-dropout'], 'cond-dropout') ?? 0) > 0;
   const maps = v['segmentation-tokens'];
   if ([classes, length, maps].filter((x) => x !== undefined).length > 1) throw new UsageError('give one of --classes, --caption-length and --segmentation-tokens');
+  const kind = v.condition;
+  if (kind !== undefined) {
+    if (kind !== 'none' && !(kind in CONDITION_FLAGS)) throw new UsageError(`--condition ${kind}: expected none, class, text or segmentation`);
+    const given = (Object.entries(CONDITION_FLAGS) as [string, keyof TrainValues][]).find(([, flag]) => v[flag] !== undefined);
+    if (given && given[0] !== kind) throw new UsageError(`--condition ${kind} does not go with --${given[1]} (that is --condition ${given[0]})`);
+    // the parameters a kind's flag would give, from the token file where it can tell
+    if (kind === 'class' && classes === undefined) {
+      classes = file.classes?.length;
+      if (classes === undefined) throw new UsageError(`--condition class: ${v.tokens} names no classes; give their number with --classes N`);
+    }
+    if (kind === 'text' && length === undefined) length = 77; // CLIP's context length
+    if (kind === 'segmentation' && maps === undefined) throw new UsageError('--condition segmentation needs the label maps: --segmentation-tokens FILE (and --segmentation-vqgan FILE)');
+  }
   for (const f of ['segmentation-vqgan', 'val-segmentation-tokens'] as const) if (v[f] !== undefined && maps === undefined) throw new UsageError(`--${f} goes with --segmentation-tokens`);
   if (maps !== undefined) return segmentationConditioning(v, file, maps, out, nullable);
   if (classes !== undefined) return { kind: 'class', classes, nullable };

@@ -22,6 +22,12 @@ const CASES: BadCase[] = [
   { name: 'chain train --lr -1', argv: train('--lr', '-1'), message: /--lr must be a number > 0, got '-1'/ },
   { name: 'chain train --seed 0x10', argv: train('--seed', '0x10'), message: /--seed must be an integer in 0\.\.4294967295, got '0x10' \(hexadecimal is not accepted\)/ },
   { name: 'chain train --K 1e2', argv: train('--K', '1e2'), message: /--K must be an integer ≥ 2, got '1e2'/ },
+  { name: 'chain train --condition pose', argv: train('--condition', 'pose'), message: /--condition pose: expected none, class, text or segmentation/ },
+  { name: 'chain train --condition text --classes 3', argv: train('--condition', 'text', '--classes', '3'), message: /--condition text does not go with --classes \(that is --condition class\)/ },
+  { name: 'chain train --condition none --caption-length 8', argv: train('--condition', 'none', '--caption-length', '8'), message: /--condition none does not go with --caption-length/ },
+  { name: 'chain train --condition class on unnamed labels', argv: train('--condition', 'class'), message: /--condition class: .*tokens\.safetensors names no classes; give their number with --classes N/ },
+  { name: 'chain train --condition text on a file without captions', argv: train('--condition', 'text'), message: /has no captions: a text-conditional chain needs a token file of a captioned dataset/ },
+  { name: 'chain train --condition segmentation without maps', argv: train('--condition', 'segmentation'), message: /--condition segmentation needs the label maps: --segmentation-tokens FILE/ },
   { name: 'chain export into its own folder', argv: ['export', '--manifest', manifest, '--out', models], message: /chain\.json: that is the source chain file of this run/ },
 ];
 
