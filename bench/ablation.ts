@@ -97,7 +97,9 @@ function prepare(data: string): Prepared {
   const train = join(dir, 'tokens-train.safetensors'), test = join(dir, 'tokens-test.safetensors');
   if (!existsSync(train)) imagebart('vqgan', 'encode', '--model', vqgan, '--data', data, '--split', 'train', '--out', train);
   if (!existsSync(test)) imagebart('vqgan', 'encode', '--model', vqgan, '--data', data, '--split', 'test', '--out', test);
-  const classifier = join(dir, 'classifier.safetensors');
+  // the feature classifier is kept in git (bench/classifiers/): retrained on another machine it scores
+  // differently (MNIST: real test digits 9.43 against 9.66), and every stored row depends on it
+  const classifier = resolve('bench', 'classifiers', `${data}.safetensors`);
   if (!existsSync(classifier)) imagebart('eval', 'classifier', '--data', data, '--out', classifier);
   const file = readTokenFile(train);
   file.tokens.dispose();
