@@ -244,7 +244,7 @@ const table = rows.join('\n');
 console.log(`\nN = ${COUNT}, ${STEPS} steps per scale at batch ${BATCH}:\n${table}`);
 const readme = resolve('README.md'), open = '<!-- ablation-table -->', close = '<!-- /ablation-table -->';
 const text = existsSync(readme) ? readFileSync(readme, 'utf-8') : '';
-if (text.includes(open) && text.includes(close)) {
+if (rows.length > 2 && text.includes(open) && text.includes(close)) { // never replace the table with an empty one
   writeFileSync(`${readme}.tmp`, `${text.slice(0, text.indexOf(open) + open.length)}\n${table}\n${text.slice(text.indexOf(close))}`);
   renameSync(`${readme}.tmp`, readme);
   say('README table updated');
