@@ -21,7 +21,7 @@
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { openDataset, encodePng, fromCHW, type ImageDataset } from '../src/data/index.js';
 import { loadSamplingChain } from '../src/sample/index.js';
 import { loadVQModel } from '../src/vqgan/index.js';

@@ -259,14 +259,14 @@ function modelConfig(v: TrainValues, t: number, T: number): ScaleModelConfig {
   };
 }
 
-/**
- * The conditioning of --classes / --caption-length / --segmentation-tokens (nullable with --cond-dropout).
- * A text chain's vocabulary is read off the training file's captions, so every scale's process builds
- * the same one; a segmentation chain's K off its map token file, checked against its VQ model.
- */
 /** The kinds `--condition` names, and the flag that gives each its parameters. */
 const CONDITION_FLAGS = { class: 'classes', text: 'caption-length', segmentation: 'segmentation-tokens' } as const;
 
+/**
+ * The conditioning of --condition, --classes / --caption-length / --segmentation-tokens (nullable with --cond-dropout).
+ * A text chain's vocabulary is read off the training file's captions, so every scale's process builds
+ * the same one; a segmentation chain's K off its map token file, checked against its VQ model.
+ */
 async function conditioningFlags(v: TrainValues, file: TokenSet, out: string): Promise<Conditioning> {
   let classes = int(v.classes, 'classes', 1), length = int(v['caption-length'], 'caption-length', 2);
   const nullable = (probability(v['cond-dropout'], 'cond-dropout') ?? 0) > 0;

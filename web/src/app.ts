@@ -227,7 +227,7 @@ function drawMap(): void {
 
 /** With "over the picture" on, the picture shows through the (half-transparent) map. */
 function overlayPicture(): void {
-  const wrap = $('map-canvas').parentElement!, on = $<HTMLInputElement>('map-over-picture').checked;
+  const wrap = mapCanvas.parentElement!, on = $<HTMLInputElement>('map-over-picture').checked;
   wrap.classList.toggle('over', on);
   wrap.style.backgroundImage = on ? `url(${imageCanvas.toDataURL()})` : '';
 }
