@@ -14,7 +14,8 @@
  *
  * Resumable in stages: every stage skips what its output already holds (VQGAN runs and chain scales
  * resume from their checkpoints), so `npm run bench:ablation` can be stopped and restarted at will.
- * Writes bench/results/ablation.json and the README's table (between its ablation-table markers). Options: --datasets mnist,fashion-mnist --T 1,2,4 --seeds 0,1
+ * Writes bench/results/ablation.json and the README's table (between its ablation-table markers; with another
+ * --out only the results file and the printed table). Options: --datasets mnist,fashion-mnist --T 1,2,4 --seeds 0,1
  * --steps N (per scale) --count N (images per metric) --root DIR (default runs/ablation); --report only
  * rewrites the table from the results file.
  */
@@ -29,6 +30,7 @@ import { readTokenFile, createDenoiser, type ScaleModelConfig } from '../src/cha
 import { makeSchedule } from '../src/diffusion/index.js';
 import { loadClassifier, evaluateReference, evaluateSamples, evaluateCompletion, type EvalRecord } from '../src/eval/index.js';
 
+const DEFAULT_OUT = 'bench/results/ablation.json';
 const { values: args } = parseArgs({
   options: {
     datasets: { type: 'string', default: 'mnist,fashion-mnist' },
@@ -38,7 +40,7 @@ const { values: args } = parseArgs({
     'batch-size': { type: 'string', default: '32' },
     count: { type: 'string', default: '1000' },
     root: { type: 'string', default: 'runs/ablation' },
-    out: { type: 'string', default: 'bench/results/ablation.json' },
+    out: { type: 'string', default: DEFAULT_OUT },
     report: { type: 'boolean', default: false },
   },
   strict: true,
@@ -112,17 +114,18 @@ function prepare(data: string): Prepared {
  * resuming from its checkpoint; one ATen thread each, which on two cores trains these small models
  * faster than one scale at a time on both), then its manifest.
  */
-function trainChain(p: Prepared, data: string, T: number, seed: number): string {
+function trainChain(p: Prepared, data: string, T: number, seed: number): { manifest: string; seconds?: number } {
   const dir = join(ROOT, data, `T${T}-seed${seed}`);
   const manifest = join(dir, 'chain.json');
-  if (existsSync(manifest)) return manifest;
+  if (existsSync(manifest)) return { manifest };
+  const started = performance.now();
   const gpt = architecture(T, T), ed = T > 1 ? architecture(T, 1) : undefined;
   const depths = ['--gpt-depth', String(gpt.type === 'gpt' ? gpt.depth : 0),
     ...(ed?.type === 'xtransformer' ? ['--enc-depth', String(ed.encoderDepth), '--dec-depth', String(ed.decoderDepth)] : [])];
   imagebart('chain', 'train', '--tokens', p.train, '--out', dir, '--all', '--vqgan', p.vqgan, '--T', String(T), '--width', String(WIDTH), ...depths,
     '--steps', String(STEPS), '--batch-size', String(BATCH), '--lr', '6e-4', '--eval-every', '500', '--log-every', '250', '--seed', String(seed), '--autocast');
   if (!existsSync(manifest)) throw new Error(`chain train --all left no manifest in ${dir}`);
-  return manifest;
+  return { manifest, seconds: (performance.now() - started) / 1000 };
 }
 
 /**
@@ -164,7 +167,7 @@ function parameters(T: number, K: number): number {
   return n;
 }
 
-type Results = Record<string, { reference?: EvalRecord[]; chains: Record<string, { T: number; seed: number; parameters: number; samples?: EvalRecord; completion?: EvalRecord }> }>;
+type Results = Record<string, { reference?: EvalRecord[]; chains: Record<string, { T: number; seed: number; parameters: number; trainSeconds?: number; samples?: EvalRecord; completion?: EvalRecord }> }>;
 
 function load(): Results {
   return existsSync(args.out) ? (JSON.parse(readFileSync(args.out, 'utf-8')).results as Results) : {};
@@ -200,7 +203,8 @@ for (const data of args.report ? [] : DATASETS) {
       const c = (r.chains[key] ??= { T, seed, parameters: parameters(T, p.K) });
       const [samples, completions] = picturePaths(data, T);
       if (c.samples && c.completion && (seed !== SEEDS[0] || (existsSync(samples) && existsSync(completions)))) continue;
-      const manifest = trainChain(p, data, T, seed);
+      const { manifest, seconds } = trainChain(p, data, T, seed);
+      if (seconds !== undefined && !c.trainSeconds) c.trainSeconds = seconds; // a resumed run counts from its restart
       const { chain, firstStage } = loadSamplingChain(manifest);
       if (!c.samples) {
         c.samples = evaluateSamples(classifier, chain, firstStage, { count: COUNT, seed: 100 + seed, onProgress: (d, n) => say(`${data} ${key} samples ${d}/${n}`) });
@@ -224,18 +228,20 @@ function meanSe(xs: number[], digits: number): string {
   const se = Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1) / xs.length);
   return `${m.toFixed(digits)} ± ${se.toFixed(digits)}`;
 }
-const rows = ['| data | T | parameters | seeds | unconditional Fréchet | confident | upper-half completion Fréchet | completion L1 | paper FFHQ FID (uncond. / completion) |',
-  '|---|---|---|---|---|---|---|---|---|'];
+const rows = ['| data | T | parameters | seeds | training, min | unconditional Fréchet | confident | upper-half completion Fréchet | completion L1 | paper FFHQ FID (uncond. / completion) |',
+  '|---|---|---|---|---|---|---|---|---|---|'];
 for (const [data, r] of Object.entries(results)) {
   const name = NAMES[data] ?? data;
   for (const ref of r.reference ?? []) {
-    rows.push(`| ${name} | ${ref.kind === 'real' ? 'real held-out images' : 'VQGAN reconstructions'} | — | — | ${ref.frechet.toFixed(2)} | ${(100 * ref.confident).toFixed(0)}% | — | — | — |`);
+    rows.push(`| ${name} | ${ref.kind === 'real' ? 'real held-out images' : 'VQGAN reconstructions'} | — | — | — | ${ref.frechet.toFixed(2)} | ${(100 * ref.confident).toFixed(0)}% | — | — | — |`);
   }
   for (const T of [...new Set(Object.values(r.chains).map((c) => c.T))].sort((a, b) => a - b)) {
     const runs = Object.values(r.chains).filter((c) => c.T === T && c.samples && c.completion).sort((a, b) => a.seed - b.seed);
     if (!runs.length) continue;
     const pct = runs.reduce((a, c) => a + c.samples!.confident, 0) / runs.length;
-    rows.push(`| ${name} | ${T}${T === 1 ? ' (GPT)' : ''} | ${(runs[0].parameters / 1e6).toFixed(2)}M | ${runs.map((c) => c.seed).join(', ')} | ` +
+    const timed = runs.filter((c) => c.trainSeconds).map((c) => c.trainSeconds! / 60); // wall time on two shared cores
+    const minutes = timed.length ? (timed.reduce((a, b) => a + b, 0) / timed.length).toFixed(0) : '—';
+    rows.push(`| ${name} | ${T}${T === 1 ? ' (GPT)' : ''} | ${(runs[0].parameters / 1e6).toFixed(2)}M | ${runs.map((c) => c.seed).join(', ')} | ${minutes} | ` +
       `${meanSe(runs.map((c) => c.samples!.frechet), 1)} | ${(100 * pct).toFixed(0)}% | ${meanSe(runs.map((c) => c.completion!.frechet), 1)} | ` +
       `${meanSe(runs.map((c) => c.completion!.regionL1 as number), 3)} | ${PAPER[T] ? `${PAPER[T][0]} / ${PAPER[T][1]}` : '—'} |`);
   }
@@ -244,7 +250,9 @@ const table = rows.join('\n');
 console.log(`\nN = ${COUNT}, ${STEPS} steps per scale at batch ${BATCH}:\n${table}`);
 const readme = resolve('README.md'), open = '<!-- ablation-table -->', close = '<!-- /ablation-table -->';
 const text = existsSync(readme) ? readFileSync(readme, 'utf-8') : '';
-if (rows.length > 2 && text.includes(open) && text.includes(close)) { // never replace the table with an empty one
+// only the default results file is the README's table (a run with another --out, say at another --steps, prints its own)
+const isReadmeTable = resolve(args.out) === resolve(DEFAULT_OUT);
+if (isReadmeTable && rows.length > 2 && text.includes(open) && text.includes(close)) { // never replace the table with an empty one
   writeFileSync(`${readme}.tmp`, `${text.slice(0, text.indexOf(open) + open.length)}\n${table}\n${text.slice(text.indexOf(close))}`);
   renameSync(`${readme}.tmp`, readme);
   say('README table updated');
