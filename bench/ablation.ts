@@ -17,7 +17,9 @@
  * Writes bench/results/ablation.json and the README's table (between its ablation-table markers; with another
  * --out only the results file and the printed table). Options: --datasets mnist,fashion-mnist --T 1,2,4 --seeds 0,1
  * --steps N (per scale) --count N (images per metric) --root DIR (default runs/ablation); --report only
- * rewrites the table from the results file.
+ * rewrites the table from the results file; --residual makes the encoder-decoders ResidualScaled (as in the
+ * official FFHQ T = 4 configs: logits = exp(s_t)·net + log q(x_t | x_{t-1}), a learned correction to copying
+ * x_t), as chains of their own (T4-residual-seed0), rows of their own in the table.
  */
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
@@ -41,6 +43,7 @@ const { values: args } = parseArgs({
     count: { type: 'string', default: '1000' },
     root: { type: 'string', default: 'runs/ablation' },
     out: { type: 'string', default: DEFAULT_OUT },
+    residual: { type: 'boolean', default: false },
     report: { type: 'boolean', default: false },
   },
   strict: true,
@@ -53,6 +56,10 @@ const STEPS = Number(args.steps), BATCH = Number(args['batch-size']), COUNT = Nu
 const ROOT = resolve(args.root);
 const CLI = resolve('dist/src/cli/main.js');
 const WIDTH = 128;
+/** The encoder-decoders' kind: plain, or ResidualScaled as in the official FFHQ T = 4 configs behind the paper's Tab. 3. */
+const RESIDUAL = args.residual;
+/** A chain's name in the results and under --root: T4-seed0, or T4-residual-seed0. */
+const chainName = (T: number, seed: number, residual = RESIDUAL) => `T${T}${residual && T > 1 ? '-residual' : ''}-seed${seed}`;
 
 const say = (line: string) => process.stderr.write(`[ablation] ${line}\n`);
 
@@ -68,13 +75,13 @@ function imagebart(...argv: string[]): void {
  * T = 1 a 13-layer GPT; T = 2 an encoder-decoder of 4 + 2 layers and a 6-layer GPT; T = 4 three of
  * 2 + 1 layers and a 2-layer GPT (the last scale, modelling x_3 = ¾ noise, needs the least).
  */
-function architecture(T: number, t: number): ScaleModelConfig {
+function architecture(T: number, t: number, residual = RESIDUAL): ScaleModelConfig {
   const gptDepth: Record<number, number> = { 1: 13, 2: 6, 4: 2 };
   const ed: Record<number, [number, number]> = { 2: [4, 2], 4: [2, 1] };
   if (!(T in gptDepth)) throw new Error(`no parameter split defined for T = ${T}`);
   if (t === T) return { type: 'gpt', dim: WIDTH, heads: WIDTH / 64, depth: gptDepth[T] };
   const [encoderDepth, decoderDepth] = ed[T];
-  return { type: 'xtransformer', dim: WIDTH, heads: WIDTH / 64, encoderDepth, decoderDepth };
+  return { type: residual ? 'residual-xtransformer' : 'xtransformer', dim: WIDTH, heads: WIDTH / 64, encoderDepth, decoderDepth };
 }
 
 interface Prepared { vqgan: string; train: string; test: string; classifier: string; K: number }
@@ -115,13 +122,14 @@ function prepare(data: string): Prepared {
  * faster than one scale at a time on both), then its manifest.
  */
 function trainChain(p: Prepared, data: string, T: number, seed: number): { manifest: string; seconds?: number } {
-  const dir = join(ROOT, data, `T${T}-seed${seed}`);
+  const dir = join(ROOT, data, chainName(T, seed));
   const manifest = join(dir, 'chain.json');
   if (existsSync(manifest)) return { manifest };
   const started = performance.now();
   const gpt = architecture(T, T), ed = T > 1 ? architecture(T, 1) : undefined;
   const depths = ['--gpt-depth', String(gpt.type === 'gpt' ? gpt.depth : 0),
-    ...(ed?.type === 'xtransformer' ? ['--enc-depth', String(ed.encoderDepth), '--dec-depth', String(ed.decoderDepth)] : [])];
+    ...(ed && ed.type !== 'gpt' ? ['--enc-depth', String(ed.encoderDepth), '--dec-depth', String(ed.decoderDepth)] : []),
+    ...(ed?.type === 'residual-xtransformer' ? ['--residual'] : [])];
   imagebart('chain', 'train', '--tokens', p.train, '--out', dir, '--all', '--vqgan', p.vqgan, '--T', String(T), '--width', String(WIDTH), ...depths,
     '--steps', String(STEPS), '--batch-size', String(BATCH), '--lr', '6e-4', '--eval-every', '500', '--log-every', '250', '--seed', String(seed), '--autocast');
   if (!existsSync(manifest)) throw new Error(`chain train --all left no manifest in ${dir}`);
@@ -133,7 +141,7 @@ function trainChain(p: Prepared, data: string, T: number, seed: number): { manif
  * first held-out example, under docs/ablation/ (made once; a stopped run leaves no partial file).
  */
 function pictures(manifest: string, data: string, T: number, held: ImageDataset): void {
-  const [samples, completions] = picturePaths(data, T);
+  const [samples, completions] = picturePaths(data, T, RESIDUAL);
   if (!existsSync(samples)) imagebart('sample', '--chain', manifest, '--count', '32', '--seed', '7', '--out', samples);
   const example = join(ROOT, data, 'example.png');
   if (!existsSync(example)) {
@@ -143,10 +151,10 @@ function pictures(manifest: string, data: string, T: number, held: ImageDataset)
   if (!existsSync(completions)) imagebart('edit', '--chain', manifest, '--image', example, '--mask', 'upper-half', '--count', '8', '--seed', '7', '--out', completions);
 }
 
-/** docs/ablation/DATA-T{T}-samples.png and -completions.png. */
-function picturePaths(data: string, T: number): [string, string] {
-  const dir = resolve('docs', 'ablation');
-  return [join(dir, `${data}-T${T}-samples.png`), join(dir, `${data}-T${T}-completions.png`)];
+/** docs/ablation/DATA-T{T}[-residual]-samples.png and -completions.png. */
+function picturePaths(data: string, T: number, residual: boolean): [string, string] {
+  const dir = resolve('docs', 'ablation'), name = `${data}-T${T}${residual && T > 1 ? '-residual' : ''}`;
+  return [join(dir, `${name}-samples.png`), join(dir, `${name}-completions.png`)];
 }
 
 /** The first held-out image as a PNG. */
@@ -167,7 +175,7 @@ function parameters(T: number, K: number): number {
   return n;
 }
 
-type Results = Record<string, { reference?: EvalRecord[]; chains: Record<string, { T: number; seed: number; parameters: number; trainSeconds?: number; samples?: EvalRecord; completion?: EvalRecord }> }>;
+type Results = Record<string, { reference?: EvalRecord[]; chains: Record<string, { T: number; seed: number; residual?: boolean; parameters: number; trainSeconds?: number; samples?: EvalRecord; completion?: EvalRecord }> }>;
 
 function load(): Results {
   return existsSync(args.out) ? (JSON.parse(readFileSync(args.out, 'utf-8')).results as Results) : {};
@@ -199,9 +207,9 @@ for (const data of args.report ? [] : DATASETS) {
   }
   for (const T of TS) {
     for (const seed of SEEDS) {
-      const key = `T${T}-seed${seed}`;
-      const c = (r.chains[key] ??= { T, seed, parameters: parameters(T, p.K) });
-      const [samples, completions] = picturePaths(data, T);
+      const key = chainName(T, seed);
+      const c = (r.chains[key] ??= { T, seed, ...(RESIDUAL && T > 1 ? { residual: true } : {}), parameters: parameters(T, p.K) });
+      const [samples, completions] = picturePaths(data, T, RESIDUAL);
       if (c.samples && c.completion && (seed !== SEEDS[0] || (existsSync(samples) && existsSync(completions)))) continue;
       const { manifest, seconds } = trainChain(p, data, T, seed);
       if (seconds !== undefined && !c.trainSeconds) c.trainSeconds = seconds; // a resumed run counts from its restart
@@ -235,13 +243,15 @@ for (const [data, r] of Object.entries(results)) {
   for (const ref of r.reference ?? []) {
     rows.push(`| ${name} | ${ref.kind === 'real' ? 'real held-out images' : 'VQGAN reconstructions'} | — | — | — | ${ref.frechet.toFixed(2)} | ${(100 * ref.confident).toFixed(0)}% | — | — | — |`);
   }
-  for (const T of [...new Set(Object.values(r.chains).map((c) => c.T))].sort((a, b) => a - b)) {
-    const runs = Object.values(r.chains).filter((c) => c.T === T && c.samples && c.completion).sort((a, b) => a.seed - b.seed);
+  const groups = [...new Set(Object.values(r.chains).map((c) => `${c.T}${c.residual ? 'r' : ''}`))]
+    .map((g) => ({ T: parseInt(g, 10), residual: g.endsWith('r') })).sort((a, b) => a.T - b.T || Number(a.residual) - Number(b.residual));
+  for (const { T, residual } of groups) {
+    const runs = Object.values(r.chains).filter((c) => c.T === T && Boolean(c.residual) === residual && c.samples && c.completion).sort((a, b) => a.seed - b.seed);
     if (!runs.length) continue;
     const pct = runs.reduce((a, c) => a + c.samples!.confident, 0) / runs.length;
     const timed = runs.filter((c) => c.trainSeconds).map((c) => c.trainSeconds! / 60); // wall time on two shared cores
     const minutes = timed.length ? (timed.reduce((a, b) => a + b, 0) / timed.length).toFixed(0) : '—';
-    rows.push(`| ${name} | ${T}${T === 1 ? ' (GPT)' : ''} | ${(runs[0].parameters / 1e6).toFixed(2)}M | ${runs.map((c) => c.seed).join(', ')} | ${minutes} | ` +
+    rows.push(`| ${name} | ${T}${T === 1 ? ' (GPT)' : residual ? ', ResidualScaled' : ''} | ${(runs[0].parameters / 1e6).toFixed(2)}M | ${runs.map((c) => c.seed).join(', ')} | ${minutes} | ` +
       `${meanSe(runs.map((c) => c.samples!.frechet), 1)} | ${(100 * pct).toFixed(0)}% | ${meanSe(runs.map((c) => c.completion!.frechet), 1)} | ` +
       `${meanSe(runs.map((c) => c.completion!.regionL1 as number), 3)} | ${PAPER[T] ? `${PAPER[T][0]} / ${PAPER[T][1]}` : '—'} |`);
   }
