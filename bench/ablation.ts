@@ -62,8 +62,12 @@ const WIDTH = 128;
  */
 if (!['residual', 'plain'].includes(args['encoder-decoder'])) throw new Error(`--encoder-decoder must be residual or plain, got ${args['encoder-decoder']}`);
 const RESIDUAL = args['encoder-decoder'] === 'residual';
-/** A chain's name in the results and under --root: T4-seed0, or T4-residual-seed0. */
-const chainName = (T: number, seed: number, residual = RESIDUAL) => `T${T}${residual && T > 1 ? '-residual' : ''}-seed${seed}`;
+/** Whether a chain of T scales has ResidualScaled encoder-decoders (T = 1 has none). */
+const isResidual = (T: number) => RESIDUAL && T > 1;
+/** The name of a T-scale chain's setting, in its results key and its pictures: T4, or T4-residual. */
+const variant = (T: number) => `T${T}${isResidual(T) ? '-residual' : ''}`;
+/** A chain's key in the results and its folder under --root: T4-residual-seed0. */
+const chainName = (T: number, seed: number) => `${variant(T)}-seed${seed}`;
 
 const say = (line: string) => process.stderr.write(`[ablation] ${line}\n`);
 
@@ -79,13 +83,13 @@ function imagebart(...argv: string[]): void {
  * T = 1 a 13-layer GPT; T = 2 an encoder-decoder of 4 + 2 layers and a 6-layer GPT; T = 4 three of
  * 2 + 1 layers and a 2-layer GPT (the last scale, modelling x_3 = ¾ noise, needs the least).
  */
-function architecture(T: number, t: number, residual = RESIDUAL): ScaleModelConfig {
+function architecture(T: number, t: number): ScaleModelConfig {
   const gptDepth: Record<number, number> = { 1: 13, 2: 6, 4: 2 };
   const ed: Record<number, [number, number]> = { 2: [4, 2], 4: [2, 1] };
   if (!(T in gptDepth)) throw new Error(`no parameter split defined for T = ${T}`);
   if (t === T) return { type: 'gpt', dim: WIDTH, heads: WIDTH / 64, depth: gptDepth[T] };
   const [encoderDepth, decoderDepth] = ed[T];
-  return { type: residual ? 'residual-xtransformer' : 'xtransformer', dim: WIDTH, heads: WIDTH / 64, encoderDepth, decoderDepth };
+  return { type: isResidual(T) ? 'residual-xtransformer' : 'xtransformer', dim: WIDTH, heads: WIDTH / 64, encoderDepth, decoderDepth };
 }
 
 interface Prepared { vqgan: string; train: string; test: string; classifier: string; K: number }
@@ -133,7 +137,7 @@ function trainChain(p: Prepared, data: string, T: number, seed: number): { manif
   const gpt = architecture(T, T), ed = T > 1 ? architecture(T, 1) : undefined;
   const depths = ['--gpt-depth', String(gpt.type === 'gpt' ? gpt.depth : 0),
     ...(ed && ed.type !== 'gpt' ? ['--enc-depth', String(ed.encoderDepth), '--dec-depth', String(ed.decoderDepth)] : []),
-    ...(ed?.type === 'residual-xtransformer' ? ['--residual'] : [])];
+    ...(isResidual(T) ? ['--residual'] : [])];
   imagebart('chain', 'train', '--tokens', p.train, '--out', dir, '--all', '--vqgan', p.vqgan, '--T', String(T), '--width', String(WIDTH), ...depths,
     '--steps', String(STEPS), '--batch-size', String(BATCH), '--lr', '6e-4', '--eval-every', '500', '--log-every', '250', '--seed', String(seed), '--autocast');
   if (!existsSync(manifest)) throw new Error(`chain train --all left no manifest in ${dir}`);
@@ -145,7 +149,7 @@ function trainChain(p: Prepared, data: string, T: number, seed: number): { manif
  * first held-out example, under docs/ablation/ (made once; a stopped run leaves no partial file).
  */
 function pictures(manifest: string, data: string, T: number, held: ImageDataset): void {
-  const [samples, completions] = picturePaths(data, T, RESIDUAL);
+  const [samples, completions] = picturePaths(data, T);
   if (!existsSync(samples)) imagebart('sample', '--chain', manifest, '--count', '32', '--seed', '7', '--out', samples);
   const example = join(ROOT, data, 'example.png');
   if (!existsSync(example)) {
@@ -156,8 +160,8 @@ function pictures(manifest: string, data: string, T: number, held: ImageDataset)
 }
 
 /** docs/ablation/DATA-T{T}[-residual]-samples.png and -completions.png. */
-function picturePaths(data: string, T: number, residual: boolean): [string, string] {
-  const dir = resolve('docs', 'ablation'), name = `${data}-T${T}${residual && T > 1 ? '-residual' : ''}`;
+function picturePaths(data: string, T: number): [string, string] {
+  const dir = resolve('docs', 'ablation'), name = `${data}-${variant(T)}`;
   return [join(dir, `${name}-samples.png`), join(dir, `${name}-completions.png`)];
 }
 
@@ -179,7 +183,8 @@ function parameters(T: number, K: number): number {
   return n;
 }
 
-type Results = Record<string, { reference?: EvalRecord[]; chains: Record<string, { T: number; seed: number; residual?: boolean; parameters: number; trainSeconds?: number; samples?: EvalRecord; completion?: EvalRecord }> }>;
+interface Chain { T: number; seed: number; residual?: boolean; parameters: number; trainSeconds?: number; samples?: EvalRecord; completion?: EvalRecord }
+type Results = Record<string, { reference?: EvalRecord[]; chains: Record<string, Chain> }>;
 
 function load(): Results {
   return existsSync(args.out) ? (JSON.parse(readFileSync(args.out, 'utf-8')).results as Results) : {};
@@ -212,8 +217,8 @@ for (const data of args.report ? [] : DATASETS) {
   for (const T of TS) {
     for (const seed of SEEDS) {
       const key = chainName(T, seed);
-      const c = (r.chains[key] ??= { T, seed, ...(RESIDUAL && T > 1 ? { residual: true } : {}), parameters: parameters(T, p.K) });
-      const [samples, completions] = picturePaths(data, T, RESIDUAL);
+      const c = (r.chains[key] ??= { T, seed, ...(isResidual(T) ? { residual: true } : {}), parameters: parameters(T, p.K) });
+      const [samples, completions] = picturePaths(data, T);
       if (c.samples && c.completion && (seed !== SEEDS[0] || (existsSync(samples) && existsSync(completions)))) continue;
       const { manifest, seconds } = trainChain(p, data, T, seed);
       if (seconds !== undefined && !c.trainSeconds) c.trainSeconds = seconds; // a resumed run counts from its restart
@@ -247,11 +252,16 @@ for (const [data, r] of Object.entries(results)) {
   for (const ref of r.reference ?? []) {
     rows.push(`| ${name} | ${ref.kind === 'real' ? 'real held-out images' : 'VQGAN reconstructions'} | — | — | — | ${ref.frechet.toFixed(2)} | ${(100 * ref.confident).toFixed(0)}% | — | — | — |`);
   }
-  const groups = [...new Set(Object.values(r.chains).map((c) => `${c.T}${c.residual ? 'r' : ''}`))]
-    .map((g) => ({ T: parseInt(g, 10), residual: g.endsWith('r') })).sort((a, b) => a.T - b.T || Number(a.residual) - Number(b.residual));
-  for (const { T, residual } of groups) {
-    const runs = Object.values(r.chains).filter((c) => c.T === T && Boolean(c.residual) === residual && c.samples && c.completion).sort((a, b) => a.seed - b.seed);
-    if (!runs.length) continue;
+  // one row per T and encoder-decoder kind (plain before ResidualScaled), over the seeds that finished
+  const groups = new Map<string, Chain[]>();
+  const finished = Object.values(r.chains).filter((c) => c.samples && c.completion)
+    .sort((a, b) => a.T - b.T || Number(Boolean(a.residual)) - Number(Boolean(b.residual)) || a.seed - b.seed);
+  for (const c of finished) {
+    const group = `${c.T}${c.residual ? '-residual' : ''}`;
+    groups.set(group, [...(groups.get(group) ?? []), c]);
+  }
+  for (const runs of groups.values()) {
+    const { T, residual } = runs[0];
     const pct = runs.reduce((a, c) => a + c.samples!.confident, 0) / runs.length;
     const timed = runs.filter((c) => c.trainSeconds).map((c) => c.trainSeconds! / 60); // wall time on two shared cores
     const minutes = timed.length ? (timed.reduce((a, b) => a + b, 0) / timed.length).toFixed(0) : '—';
