@@ -4,7 +4,8 @@
 # checkpoints). Work goes under runs/ (not in git); `imagebart chain export` + `chain card` make the
 # release copies under models/ once a chain is judged good by its curves.
 #
-#   scripts/train-models.sh [mnist|fashion-mnist|emoji ...]     (default: all three, in that order)
+#   scripts/train-models.sh [mnist|fashion-mnist|emoji|mnist-uncond|fashion-mnist-uncond ...]
+#   (default: the three conditional chains, in that order)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ib() { node dist/src/cli/main.js "$@"; }
@@ -27,43 +28,44 @@ tokens() { # data dir vqgan
   done
 }
 
-classifier() { # data dir
-  [ -f "$2/classifier.safetensors" ] || ib eval classifier --data "$1" --out "$2/classifier.safetensors" --log "$2/eval.jsonl"
+# The chains: ResidualScaled encoder-decoders of 4 + 2 layers at width 192 (WIDTH overrides), batch 64,
+# a 256-sample quality check every 1000 steps. ResidualScaled (the official FFHQ/ImageNet T = 4 choice) came
+# after the shipped conditional chains were trained: in the MNIST ablation it lowered a T = 4 chain's NLL
+# bound from 5.63 to 4.84 bits/token at equal steps.
+chain() { # data dir out vqgan T gpt-depth steps flags…   (quality checks by the kept bench/classifiers/<data>)
+  local data=$1 dir=$2 out=$3 vq=$4 T=$5 gpt=$6 steps=$7; shift 7
+  [ -f "$out/chain.json" ] && return 0
+  ib chain train --all --jobs "$T" --tokens "$dir/tokens-train.safetensors" --out "$out" --vqgan "$vq" --T "$T" --residual "$@" \
+    --width "${WIDTH:-192}" --enc-depth 4 --dec-depth 2 --gpt-depth "$gpt" --batch-size 64 --lr 6e-4 --steps "${STEPS:-$steps}" \
+    --eval-every 250 --autocast --classifier "bench/classifiers/$data.safetensors" --quality-every 1000
 }
+# Conditional: T = 3 with a 6-layer GPT, conditions dropped 10% of the time so one chain samples
+# conditionally, unconditionally and with guidance (≈ 3M parameters per scale).
+conditional() { chain "$1" "$2" "$2/chain" "$3" 3 6 6000 --warmup 300 --cond-dropout 0.1 "${@:4}"; }
+# Unconditional: T = 2 with an 8-layer GPT, 10 000 steps (at equal parameters and steps the ablation's
+# unconditional samples got worse with T, and its chains had not converged at 3000 steps).
+unconditional() { chain "$1" "$2" "$2/uncond" "$3" 2 8 10000 --warmup 500; }
 
-# The chain: T = 3 geometric, ResidualScaled encoder-decoders of 4 + 2 layers and a 6-layer GPT at width
-# 192 (≈ 3M parameters per scale; WIDTH overrides), conditions dropped 10% of the time so one chain samples
-# conditionally, unconditionally and with guidance; a 256-sample quality check every 1000 steps.
-# ResidualScaled (the official FFHQ/ImageNet T = 4 choice) came after the shipped chains were trained: in
-# the MNIST ablation it lowered a T = 4 chain's NLL bound from 5.63 to 4.84 bits/token at equal steps.
-chain() { # dir vqgan condition-flags…
-  local dir=$1 vq=$2; shift 2
-  [ -f "$dir/chain/chain.json" ] && return 0
-  ib chain train --all --jobs 3 --tokens "$dir/tokens-train.safetensors" --out "$dir/chain" --vqgan "$vq" --T 3 --residual "$@" --cond-dropout 0.1 \
-    --width "${WIDTH:-192}" --enc-depth 4 --dec-depth 2 --gpt-depth 6 --batch-size 64 --lr 6e-4 --warmup 300 --steps "${STEPS:-6000}" --eval-every 250 \
-    --autocast --classifier "$dir/classifier.safetensors" --quality-every 1000
-}
-
-for data in "${@:-mnist fashion-mnist emoji}"; do
-  for d in $data; do
-    dir="runs/models/$d"
+for arg in "${@:-mnist fashion-mnist emoji}"; do
+  for d in $arg; do
+    data=${d%-uncond} dir="runs/models/${d%-uncond}"   # an unconditional chain shares its dataset's VQGAN and tokens
     mkdir -p "$dir"
     say "$d"
+    case $data in
+      mnist) vq=models/mnist/vqgan.safetensors ;;   # the shipped MNIST VQGAN (26.1 dB test PSNR)
+      fashion-mnist) # the unconditional chain shares the shipped class chain's VQGAN
+        if [ "$d" = fashion-mnist ]; then vq=$dir/vqgan.safetensors; vqgan fashion-mnist "$dir" 4000
+        else vq=models/fashion-mnist-class/vqgan.safetensors dir=$dir/shipped-vqgan; mkdir -p "$dir"; fi ;;
+      emoji) vq=$dir/vqgan.safetensors; vqgan emoji "$dir" 3500 ;;
+      *) echo "unknown dataset $d (mnist, fashion-mnist, emoji; mnist-uncond, fashion-mnist-uncond)" >&2; exit 2 ;;
+    esac
+    tokens "$data" "$dir" "$vq"
     case $d in
-      mnist)
-        vq=models/mnist/vqgan.safetensors   # the shipped MNIST VQGAN (26.1 dB test PSNR)
-        tokens mnist "$dir" "$vq"; classifier mnist "$dir"; chain "$dir" "$vq" --classes 10 ;;
-      fashion-mnist)
-        vqgan fashion-mnist "$dir" 4000
-        tokens fashion-mnist "$dir" "$dir/vqgan.safetensors"; classifier fashion-mnist "$dir"
-        chain "$dir" "$dir/vqgan.safetensors" --classes 10 ;;
-      emoji)
-        # 3786 × 2 images: a width-128 chain (6.3M parameters over its three scales) fits the size budget
-        # and is not starved of data the way a wider one would be; 2500 steps as models/emoji-text
-        vqgan emoji "$dir" 3500
-        tokens emoji "$dir" "$dir/vqgan.safetensors"; classifier emoji "$dir"
-        WIDTH=${WIDTH:-128} STEPS=${STEPS:-2500} chain "$dir" "$dir/vqgan.safetensors" --caption-length 32 ;;
-      *) echo "unknown dataset $d (mnist, fashion-mnist, emoji)" >&2; exit 2 ;;
+      mnist|fashion-mnist) conditional "$data" "$dir" "$vq" --classes 10 ;;
+      *-uncond) unconditional "$data" "$dir" "$vq" ;;
+      # 3786 × 2 images: a width-128 chain (6.3M parameters over its three scales) fits the size budget
+      # and is not starved of data the way a wider one would be; 2500 steps as models/emoji-text
+      emoji) WIDTH=${WIDTH:-128} STEPS=${STEPS:-2500} conditional emoji "$dir" "$vq" --caption-length 32 ;;
     esac
   done
 done
