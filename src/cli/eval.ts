@@ -37,12 +37,12 @@ Commands:
   completion   N held-out images with a region repainted by the chain
 
 Examples:
-  imagebart eval classifier --data mnist --out models/mnist/classifier.safetensors
-  imagebart eval reference --vqgan models/mnist/vqgan.safetensors --classifier models/mnist/classifier.safetensors --data mnist
-  imagebart eval samples --chain models/mnist/chain.json --classifier models/mnist/classifier.safetensors --count 1000
-  imagebart eval samples --chain models/mnist-seg/chain.json --classifier models/mnist/classifier.safetensors --data mnist-segmentation
-  imagebart eval samples --chain models/emoji-text --classifier emoji-classifier.safetensors --data emoji --count 378 --guidance 2
-  imagebart eval completion --chain models/mnist/chain.json --classifier models/mnist/classifier.safetensors --data mnist --mask upper-half
+  imagebart eval classifier --data mnist --out mnist-classifier.safetensors
+  imagebart eval reference --vqgan models/mnist/vqgan.safetensors --classifier bench/classifiers/mnist.safetensors --data mnist
+  imagebart eval samples --chain models/mnist/chain.json --classifier bench/classifiers/mnist.safetensors --count 1000
+  imagebart eval samples --chain models/mnist-seg/chain.json --classifier bench/classifiers/mnist.safetensors --data mnist-segmentation
+  imagebart eval samples --chain models/emoji-text --classifier bench/classifiers/emoji.safetensors --data emoji --count 378 --guidance 2
+  imagebart eval completion --chain models/mnist/chain.json --classifier bench/classifiers/mnist.safetensors --data mnist --mask upper-half
 
 classifier options:
   --data NAME  --out FILE  --steps N (default 1500)  --batch-size N (128)  --max-images N (train on the first N)

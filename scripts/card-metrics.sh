@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The evaluation records of a model card, under the kept classifier of its dataset
+# (bench/classifiers/<data>.safetensors), N = 1000, seed 0, appended as JSON lines to OUT:
+# the reference points (1000 held-out images and their VQGAN reconstructions), samples (class
+# chains: balanced with guidance 1.5 and 2, without guidance, and the null class) and upper-half
+# completions of 1000 held-out images. Then: imagebart chain card --manifest … --metrics OUT.
+#
+#   scripts/card-metrics.sh MODEL_DIR DATA OUT.jsonl      e.g. models/mnist mnist models/mnist/metrics.jsonl
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -eq 3 ] || { sed -n 2,8p "$0" >&2; exit 2; }
+model=$1 data=$2 out=$3
+classifier=bench/classifiers/$data.safetensors
+[ -f "$classifier" ] || { echo "no kept classifier for $data ($classifier)" >&2; exit 2; }
+ib() { node dist/src/cli/main.js "$@"; }
+common=(--chain "$model" --classifier "$classifier" --count 1000 --seed 0 --log "$out")
+
+ib eval reference "${common[@]}" --data "$data"
+if grep -q '"kind": "class"' "$model/chain.json"; then
+  for g in 1.5 2; do ib eval samples "${common[@]}" --guidance "$g"; done
+  ib eval samples "${common[@]}"
+  ib eval samples "${common[@]}" --class null
+  ib eval completion "${common[@]}" --data "$data" --mask upper-half --class label --guidance 1.5
+else
+  ib eval samples "${common[@]}"
+  ib eval completion "${common[@]}" --data "$data" --mask upper-half
+fi
