@@ -38,6 +38,12 @@ export interface CardOptions {
 
 const fmt = (x: unknown, digits = 3) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(digits) : '—');
 const pct = (x: unknown) => (typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : '—');
+/** Sampling settings other than the defaults, as the CLI spells them ("temperature 0.9, top-k 20"). */
+const settingsText = (s: unknown) => {
+  const { temperature, topK, topP } = (s ?? {}) as { temperature?: number; topK?: number; topP?: number };
+  return [temperature !== undefined && temperature !== 1 ? `temperature ${temperature}` : '', topK !== undefined ? `top-k ${topK}` : '',
+    topP !== undefined && topP !== 1 ? `top-p ${topP}` : ''].filter(Boolean).join(', ');
+};
 
 /** The card's markdown for the manifest at `path` (its scale files are read for their recorded training). */
 export function modelCard(manifest: ChainManifest, resolveFile: (p: string) => string, o: CardOptions): string {
@@ -80,8 +86,8 @@ export function modelCard(manifest: ChainManifest, resolveFile: (p: string) => s
       `|---|---|---|---|---|---|---|---|---|${iou ? '---|' : ''}`,
       ...o.metrics.map((row) => {
         const m = row.kind === 'classifier' ? { ...row, kind: 'classifier (its test split)', n: row.testImages as number, accuracy: row.testAccuracy as number } : row;
-        const what = [m.kind, m.classChoice && m.kind === 'samples' ? `(${m.classChoice})` : '', m.conditions && m.kind === 'samples' ? `(${m.conditions})` : '', m.guidance !== undefined ? `guidance ${m.guidance}` : '',
-          m.requestedAcceptRate !== undefined ? `acceptance ${m.requestedAcceptRate}` : '', m.mask ? `${m.mask}` : ''].filter(Boolean).join(' ');
+        const what = [m.kind, m.classChoice && m.kind === 'samples' && manifest.conditioning.kind !== 'none' ? `(${m.classChoice})` : '', m.conditions && m.kind === 'samples' ? `(${m.conditions})` : '', m.guidance !== undefined ? `guidance ${m.guidance}` : '',
+          m.requestedAcceptRate !== undefined ? `acceptance ${m.requestedAcceptRate}` : '', m.mask ? `${m.mask}` : '', settingsText(m.settings)].filter(Boolean).join(' ');
         return `| ${what} | ${m.n ?? '—'} | ${m.seed ?? '—'} | ${fmt(m.frechet, 2)} | ${fmt(m.inceptionScore, 2)} | ${pct(m.confident)} | ${pct(m.accuracy)} | ${fmt(m.regionL1)} | ${fmt(m.regionPsnr, 2)} |${iou ? ` ${fmt(m.segmentationIoU)} |` : ''}`;
       }), '');
   }

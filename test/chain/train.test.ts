@@ -83,6 +83,8 @@ test('a tiny chain (T=2, K=8) trains: each scale\'s validation NLL falls; checkp
   assert.match(card, /\| 1 \| encoder 1 \/ decoder 1 layers × 32 \| [0-9.]+M \| 150 \|/);
   assert.match(card, /\| 2 \| GPT, 1 layers × 32 \|/);
   assert.match(card, /\| samples \| 10 \| 0 \| 1\.50 \|/);
+  const tuned = modelCard(chain.manifest, chain.resolve, { title: 'tiny', metrics: [{ kind: 'samples', n: 10, seed: 0, frechet: 1.5, settings: { temperature: 0.9, topK: 20 } }] });
+  assert.match(tuned, /\| samples temperature 0\.9, top-k 20 \| 10 \|/, 'rows sampled with other settings say so');
   assert.doesNotMatch(card, /map IoU/, 'no IoU column without a segmentation record');
   const seg = modelCard(chain.manifest, chain.resolve, { title: 'tiny', metrics: [{ kind: 'samples', n: 10, seed: 0, frechet: 1.5, segmentationIoU: 0.625 }] });
   assert.match(seg, /map IoU \|\n.*\n\| samples \| 10 \| 0 \| 1\.50 \|.* 0\.625 \|/);

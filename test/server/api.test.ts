@@ -3,11 +3,14 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { encodePng } from '../../src/data/index.js';
-import { EXAMPLE, events, postJson, serve, untilIdle } from './helpers.js';
+import { join } from 'node:path';
+import { readManifest } from '../../src/chain/index.js';
+import { EXAMPLE, SHIPPED, events, postJson, serve, untilIdle } from './helpers.js';
 
 const server = await serve({ workers: 2, maxQueue: 1, maxBody: 64 << 10, maxSide: 256, maxPixels: 128 * 128 });
 after(() => server.close());
 const { url } = server;
+const { T } = readManifest(join(SHIPPED, 'chain.json'));
 
 const form = (fields: Record<string, string | Blob>) => {
   const f = new FormData();
@@ -21,7 +24,7 @@ test('health, model and examples answer', async () => {
   const h = await (await fetch(`${url}/api/health`)).json() as any;
   assert.deepEqual([h.ok, h.running, h.workers], [true, 0, 2]);
   const { models: [m], limits } = await (await fetch(`${url}/api/models`)).json() as any;
-  assert.deepEqual([m.name, m.T, m.resolution, m.conditioning.kind, m.manifest], ['mnist', 3, 32, 'none', undefined], 'no server path leaks');
+  assert.deepEqual([m.name, m.T, m.resolution, m.conditioning.kind, m.manifest], ['mnist', T, 32, 'none', undefined], 'no server path leaks');
   assert.equal(limits.maxCount, 16);
   const { examples } = await (await fetch(`${url}/api/examples/mnist`)).json() as any;
   assert.ok(examples.length >= 3);
@@ -90,7 +93,9 @@ test('an edit streams one progress event per scale and repeat, then images, inpu
   assert.equal(r.status, 200);
   const es = await events(r);
   const progress = es.filter((e) => e.event === 'progress');
-  assert.deepEqual(progress.map((e) => [e.data.t, e.data.repeat]), [[3, 0], [2, 0], [2, 1], [2, 2], [1, 0], [1, 1], [1, 2]]);
+  // scale T once, every lower scale three times (the official defaults for a geometric schedule)
+  const expected = [[T, 0], ...Array.from({ length: T - 1 }, (_, k) => [0, 1, 2].map((i) => [T - 1 - k, i])).flat()];
+  assert.deepEqual(progress.map((e) => [e.data.t, e.data.repeat]), expected);
   const result = es.at(-1)!;
   assert.equal(result.event, 'result');
   assert.equal(result.data.images.length, 2);
