@@ -48,17 +48,20 @@ unconditional() { chain "$1" "$2" "$2/uncond" "$3" 2 8 10000 --warmup 500; }
 
 for arg in "${@:-mnist fashion-mnist emoji}"; do
   for d in $arg; do
-    data=${d%-uncond} dir="runs/models/${d%-uncond}"   # an unconditional chain shares its dataset's VQGAN and tokens
-    mkdir -p "$dir"
-    say "$d"
-    case $data in
-      mnist) vq=models/mnist/vqgan.safetensors ;;   # the shipped MNIST VQGAN (26.1 dB test PSNR)
-      fashion-mnist) # the unconditional chain shares the shipped class chain's VQGAN
-        if [ "$d" = fashion-mnist ]; then vq=$dir/vqgan.safetensors; vqgan fashion-mnist "$dir" 4000
-        else vq=models/fashion-mnist-class/vqgan.safetensors dir=$dir/shipped-vqgan; mkdir -p "$dir"; fi ;;
-      emoji) vq=$dir/vqgan.safetensors; vqgan emoji "$dir" 3500 ;;
+    # an unconditional chain (-uncond) shares its dataset's VQGAN and tokens
+    data=${d%-uncond} dir=runs/models/${d%-uncond}
+    vq=$dir/vqgan.safetensors vqsteps=
+    case $d in
+      mnist|mnist-uncond) vq=models/mnist/vqgan.safetensors ;;   # the shipped MNIST VQGAN (26.1 dB test PSNR)
+      # the shipped class chain's VQGAN, whose tokens are kept apart from a retrained one's
+      fashion-mnist-uncond) vq=models/fashion-mnist-class/vqgan.safetensors dir=$dir/shipped-vqgan ;;
+      fashion-mnist) vqsteps=4000 ;;
+      emoji) vqsteps=3500 ;;
       *) echo "unknown dataset $d (mnist, fashion-mnist, emoji; mnist-uncond, fashion-mnist-uncond)" >&2; exit 2 ;;
     esac
+    mkdir -p "$dir"
+    say "$d"
+    [ -z "$vqsteps" ] || vqgan "$data" "$dir" "$vqsteps"
     tokens "$data" "$dir" "$vq"
     case $d in
       mnist|fashion-mnist) conditional "$data" "$dir" "$vq" --classes 10 ;;
