@@ -42,6 +42,17 @@ export interface ChainManifest {
   scales: { t: number; checkpoint: string }[];
   /** Sampling defaults the model comes with (an imported release: the official top-k of 100, clamped to K); flags override them. */
   sampling?: { topK?: number };
+  /**
+   * Autoguidance the model comes with (Karras et al. 2024): a weaker chain of the same process (fewer
+   * parameters, shorter training), one checkpoint per scale, and the guidance scale s used by default.
+   */
+  guide?: ChainGuide;
+}
+
+/** A manifest's weaker chain and its default guidance scale. */
+export interface ChainGuide {
+  scale: number;
+  scales: { t: number; checkpoint: string }[];
 }
 
 const positiveInt = z.number().int().positive();
@@ -59,6 +70,10 @@ export const ChainManifestSchema = z.strictObject({
   conditioning: ConditioningSchema,
   scales: z.array(z.strictObject({ t: positiveInt, checkpoint: z.string().min(1) })),
   sampling: z.strictObject({ topK: positiveInt.optional() }).optional(),
+  guide: z.strictObject({
+    scale: z.number().min(0).max(20),
+    scales: z.array(z.strictObject({ t: positiveInt, checkpoint: z.string().min(1) })),
+  }).optional(),
 }) satisfies z.ZodType<ChainManifest>;
 
 /**
@@ -92,16 +107,22 @@ export function readManifest(path: string): ChainManifest {
 
 /** Every file a manifest at `path` names (VQGAN, remap, checkpoints), resolved, with the manifest itself. */
 export function chainFiles(path: string, m: ChainManifest): string[] {
-  const named = [m.vqgan, m.remap, m.conditioning.kind === 'segmentation' ? m.conditioning.vqgan : null, ...m.scales.map((s) => s.checkpoint)].filter((p): p is string => !!p);
+  const named = [m.vqgan, m.remap, m.conditioning.kind === 'segmentation' ? m.conditioning.vqgan : null, ...[...m.scales, ...(m.guide?.scales ?? [])].map((s) => s.checkpoint)]
+    .filter((p): p is string => !!p);
   return [resolve(path), ...named.map((p) => resolve(dirname(path), p))];
 }
 
-/** Loads every scale of a manifest's chain (EMA weights unless `ema: false`), ordered by t. */
-export function loadChain(path: string, o: { ema?: boolean } = {}): { manifest: ChainManifest; schedule: Schedule; denoisers: Denoiser[]; resolve: (p: string) => string } {
+/**
+ * Loads every scale of a manifest's chain (EMA weights unless `ema: false`), ordered by t, and the
+ * weaker chain of its autoguidance when it has one.
+ */
+export function loadChain(path: string, o: { ema?: boolean } = {}): {
+  manifest: ChainManifest; schedule: Schedule; denoisers: Denoiser[]; guide?: { scale: number; denoisers: Denoiser[] }; resolve: (p: string) => string;
+} {
   const manifest = readManifest(path);
   const at = (p: string) => resolve(dirname(path), p);
   const schedule = makeSchedule(manifest.schedule, manifest.T);
-  const denoisers = [...manifest.scales].sort((a, b) => a.t - b.t).map(({ t, checkpoint }) => {
+  const load = (scales: ChainManifest['scales']) => [...scales].sort((a, b) => a.t - b.t).map(({ t, checkpoint }) => {
     const { denoiser, spec } = loadScaleCheckpoint(at(checkpoint), o);
     const [h, w] = manifest.tokenShape;
     const clash = spec.t !== t ? `it holds scale ${spec.t}, not ${t}`
@@ -111,16 +132,18 @@ export function loadChain(path: string, o: { ema?: boolean } = {}): { manifest: 
     if (clash) throw new Error(`chain manifest ${path}: checkpoint ${checkpoint}: ${clash}`);
     return denoiser;
   });
+  const denoisers = load(manifest.scales);
+  const guide = manifest.guide && { scale: manifest.guide.scale, denoisers: load(manifest.guide.scales) };
   const c = manifest.conditioning;
   if (c.kind === 'class' && !c.nullable && denoisers[0].shape.condVocab === c.classes + 1) manifest.conditioning = { ...c, nullable: true };
   const want = conditioningShape(manifest.conditioning);
-  for (const d of denoisers) {
+  for (const d of [...denoisers, ...(guide?.denoisers ?? [])]) {
     if ((d.shape.condLength ?? 0) !== want.condLength || (d.shape.condVocab ?? 0) !== want.condVocab || (d.shape.mapVocab ?? 0) !== want.mapVocab) {
       throw new Error(`chain manifest ${path}: scale ${d.t} takes ${d.shape.condLength ?? 0} conditioning tokens of ${d.shape.condVocab ?? 0} ids and label maps of ${d.shape.mapVocab ?? 0} ids, ` +
         `but the manifest's conditioning (${describeConditioning(manifest.conditioning)}) means ${want.condLength} of ${want.condVocab} and maps of ${want.mapVocab}`);
     }
   }
-  return { manifest, schedule, denoisers, resolve: at };
+  return { manifest, schedule, denoisers, ...(guide ? { guide } : {}), resolve: at };
 }
 
 /** The schema, then what it cannot say: beta agrees with the schedule, one checkpoint per scale. */
@@ -134,8 +157,11 @@ function checkManifest(m: ChainManifest, path: string): void {
     throw bad(`field "schedule": ${(e as Error).message}`);
   }
   if (JSON.stringify(beta) !== JSON.stringify(m.beta)) throw bad(`beta ${JSON.stringify(m.beta)} does not match schedule '${m.schedule}' (${JSON.stringify(beta)})`);
-  const ts = m.scales.map((s) => s.t).sort((a, b) => a - b);
-  if (ts.length !== m.T || ts.some((t, i) => t !== i + 1)) throw bad(`needs one checkpoint per scale 1..${m.T}, has scales [${ts.join(', ')}]`);
+  for (const [scales, what] of [[m.scales, ''], [m.guide?.scales, 'its guide (autoguidance) ']] as const) {
+    if (!scales) continue;
+    const ts = scales.map((s) => s.t).sort((a, b) => a - b);
+    if (ts.length !== m.T || ts.some((t, i) => t !== i + 1)) throw bad(`${what}needs one checkpoint per scale 1..${m.T}, has scales [${ts.join(', ')}]`);
+  }
 }
 
 /**
@@ -152,6 +178,14 @@ export function exportChain(manifestPath: string, outDir: string, o: { half?: bo
     exportScaleCheckpoint(from(s.checkpoint), resolve(outDir, file), { half: o.half });
     return { ...s, checkpoint: file };
   });
+  const guide = m.guide && {
+    ...m.guide,
+    scales: m.guide.scales.map((s) => {
+      const file = `guide-scale${s.t}.safetensors`;
+      exportScaleCheckpoint(from(s.checkpoint), resolve(outDir, file), { half: o.half });
+      return { ...s, checkpoint: file };
+    }),
+  };
   let vqgan = m.vqgan, conditioning = m.conditioning;
   if (vqgan) {
     o.copyVQGAN(from(vqgan), resolve(outDir, 'vqgan.safetensors'));
@@ -162,6 +196,6 @@ export function exportChain(manifestPath: string, outDir: string, o: { half?: bo
     conditioning = { ...conditioning, vqgan: SEGMENTATION_VQGAN };
   }
   const out = resolve(outDir, 'chain.json');
-  writeManifest(out, { ...m, vqgan, conditioning, scales });
+  writeManifest(out, { ...m, vqgan, conditioning, scales, ...(guide ? { guide } : {}) });
   return out;
 }

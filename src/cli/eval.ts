@@ -64,7 +64,10 @@ Common options:
   --class C           class-conditional chains: balanced (default: every class in turn), null (the null
                       class, caption or map: unconditional), or a class id; completions: null (default) or label (the
                       true label of each completed image)
-  --guidance S        classifier-free guidance scale (chains trained with --cond-dropout)
+  --guidance S        guidance scale: classifier-free (chains trained with --cond-dropout), or with
+                      --guide-chain, autoguidance: logits pushed away from the weaker chain's
+  --guide-chain PATH  the weaker chain of autoguidance (same T, K, schedule and conditioning; fewer
+                      parameters or less training), any chain, unconditional ones too
   --accept-rate R     samples: classifier rejection sampling — draw count/R, keep the count most likely of
                       their class (class chains; the record has the realised rate)
   --temperature X  --top-k N  --top-p X   sampling settings of every scale
@@ -88,6 +91,7 @@ const OPTIONS = {
   class: { type: 'string' },
   split: { type: 'string' },
   guidance: { type: 'string' },
+  'guide-chain': { type: 'string' },
   'accept-rate': { type: 'string' },
   temperature: { type: 'string' },
   'top-k': { type: 'string' },
@@ -190,7 +194,11 @@ async function chainCommand(v: Values, completion: boolean): Promise<number> {
   const classifier = loadClassifier(need(v.classifier, 'classifier'));
   const chainPath = manifestPath(need(v.chain, 'chain'));
   const { chain, firstStage, mapStage } = loadSamplingChain(chainPath);
+  const guidePath = v['guide-chain'] === undefined ? undefined : manifestPath(v['guide-chain']);
+  if (guidePath && v.guidance === undefined) throw new UsageError('--guide-chain needs --guidance S (the autoguidance scale)');
+  const weak = guidePath ? loadSamplingChain(guidePath).chain : undefined;
   const common = {
+    weak,
     count: integer(v.count, 'count', 2), batchSize: integer(v['batch-size'], 'batch-size', 1), seed: integer(v.seed, 'seed'),
     classChoice: classChoice(v.class), guidance: number(v.guidance, 'guidance'), settings: settings(v),
     acceptRate: v['accept-rate'] === undefined ? undefined : probability(v['accept-rate'], 'accept-rate'),
@@ -220,7 +228,7 @@ async function chainCommand(v: Values, completion: boolean): Promise<number> {
     }
     record = evaluateSamples(classifier, chain, firstStage, { ...common, maps, captions, onProgress: progress('samples', v.json) });
   }
-  report(v, [record], { chain: chainPath, classifier: v.classifier });
+  report(v, [record], { chain: chainPath, ...(guidePath ? { guideChain: guidePath } : {}), classifier: v.classifier });
   return 0;
 }
 

@@ -57,8 +57,10 @@ Options:
                         grey light-on-dark shape of any size (e.g. a drawn digit), whose labels are
                         derived as in training. The sidecar records each image's segmentation fidelity
                         (mean IoU of the map with the label map of the sample)
-  --guidance S[,…]      classifier-free guidance scale (chains trained with --cond-dropout): logits
-                        l_u + S·(l_c − l_u); 1 is plain conditional sampling, > 1 sharper
+  --guidance S[,…]      guidance scale: logits l_u + S·(l_c − l_u), 1 = off, > 1 sharper. l_u: the
+                        weaker chain a model ships (autoguidance, on at the model's scale by default,
+                        e.g. models/mnist), else the null condition (classifier-free: chains trained
+                        with --cond-dropout)
   --accept-rate R       classifier rejection sampling (class chains): draw count/R samples per class and
                         keep the ones the --classifier FILE ('imagebart eval classifier') finds most
                         likely of their class; the sidecar records the realised rate and thresholds
@@ -209,15 +211,15 @@ function segmentationFlag(path: string, model: Pipeline): LabelMap {
 }
 
 /**
- * --guidance S[,…]: classifier-free guidance, one scale for every scale of the chain or one per scale
- * (scale T first); refused for a chain without a null condition.
+ * --guidance S[,…]: one scale for every scale of the chain or one per scale (scale T first): autoguidance
+ * by the weaker chain the model ships, else classifier-free; refused for a chain with neither.
  */
 function guidanceFlag(v: string | undefined, model: Pipeline): number | Record<number, number> | undefined {
   if (v === undefined) return undefined;
   const c = model.manifest.conditioning;
-  if (c.kind === 'none' || !c.nullable) {
-    throw new UsageError(`--guidance needs a chain trained with --cond-dropout (it has a null condition to guide against); this chain is ` +
-      `${c.kind === 'none' ? 'unconditional' : `conditioned on ${describeConditioning(c)}, without a null ${CONDITION_FLAG[c.kind] === 'prompt' ? 'caption' : CONDITION_FLAG[c.kind] === 'segmentation' ? 'map' : 'class'}`}`);
+  if (model.info.guidance === null) {
+    throw new UsageError(`--guidance needs a chain trained with --cond-dropout (it has a null condition to guide against) or shipped with a weaker chain (autoguidance); this chain is ` +
+      `${c.kind === 'none' ? 'unconditional, without a weaker chain' : `conditioned on ${describeConditioning(c)}, without a null ${CONDITION_FLAG[c.kind] === 'prompt' ? 'caption' : CONDITION_FLAG[c.kind] === 'segmentation' ? 'map' : 'class'}`}`);
   }
   const byScale = perScale(v, model.info.T, 'guidance', Number);
   return v.includes(',') ? byScale : byScale[1]; // one value: the same s at every scale

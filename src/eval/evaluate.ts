@@ -7,7 +7,8 @@
  *   can reach);
  * - `evaluateSamples`: N samples of a chain — unconditional, with the null class of a chain trained
  *   with dropped labels, or class-conditional with balanced labels (then accuracy = conditional
- *   accuracy), optionally with classifier-free guidance; a segmentation chain is conditioned on
+ *   accuracy), with classifier-free guidance or autoguidance (a weaker chain; a chain's own by default,
+ *   and every record names the guidance it was measured with); a segmentation chain is conditioned on
  *   held-out label maps (e.g. mnist-segmentation's test split), and the record adds its segmentation
  *   fidelity (mean IoU of each map with the label map of its sample) and, the maps being of digits,
  *   accuracy = how often the classifier sees the map's digit; a text chain is conditioned on the
@@ -23,7 +24,7 @@ import { type Tensor, tensor, noGrad, tidy } from '../torch/index.js';
 import { NONE, describeConditioning, encodeConditions, nullCondition } from '../chain/index.js';
 import { permutation, collate, labelsOf, type ImageDataset } from '../data/index.js';
 import {
-  sample, maskedEdit, decodeImages, namedMask, tokenMask, mapTokensOf, segmentationFidelity,
+  sample, maskedEdit, decodeImages, namedMask, tokenMask, mapTokensOf, segmentationFidelity, checkWeakChain,
   type SamplingChain, type FirstStage, type NamedMask, type ScaleSettings, type Guidance, type LabelMap,
 } from '../sample/index.js';
 import type { TrainedClassifier } from './classifier.js';
@@ -46,8 +47,10 @@ export type ClassChoice = 'balanced' | 'null' | 'label' | number;
 
 export interface ChainEvalOptions extends EvalCommon {
   classChoice?: ClassChoice;
-  /** Classifier-free guidance scale (needs the null class); 1 = plain conditional. */
-  guidance?: number;
+  /** Guidance scale s; 1 = plain sampling. Classifier-free (needs the null class) unless `weak` is given. */
+  guidance?: number | Record<number, number>;
+  /** Autoguidance: the weaker chain that guidance pushes away from (any conditioning, unconditional too). */
+  weak?: SamplingChain;
   settings?: ScaleSettings;
   /** Classifier rejection sampling (class chains): draw count / acceptRate, keep the most likely of their class. */
   acceptRate?: number;
@@ -127,9 +130,22 @@ function conditioning(chain: SamplingChain, choice: ClassChoice, B: number, offs
   return { cond: encodeConditions(c, labels), labels, guided: true };
 }
 
-/** Classifier-free guidance at `scale` for the chain, when asked for and conditioned. */
-function guidanceFor(chain: SamplingChain, scale: number | undefined, guided: boolean): Guidance | undefined {
-  return scale === undefined || !guided ? undefined : { scale, nullCond: nullCondition(chain.conditioning ?? NONE) };
+/**
+ * Guidance at `o.guidance`: against the weaker chain given, else the chain's own weaker chain, else
+ * classifier-free when the samples are conditioned. Undefined: the chain's default guidance.
+ */
+function guidanceFor(chain: SamplingChain, o: Pick<ChainEvalOptions, 'guidance' | 'weak'>, guided: boolean): Guidance | undefined {
+  const scale = o.guidance, weak = o.weak ?? chain.guidance?.weak;
+  if (scale === undefined) return undefined;
+  if (weak) return { scale, weak };
+  return guided ? { scale, nullCond: nullCondition(chain.conditioning ?? NONE) } : undefined;
+}
+
+/** The guidance a record was measured with, for its JSON line: scale and reference, or nothing. */
+function guidanceRecord(chain: SamplingChain, o: Pick<ChainEvalOptions, 'guidance' | 'weak'>): { guidance?: number | Record<number, number>; guidedBy?: 'weaker chain' | 'null condition' } {
+  const scale = o.guidance ?? chain.guidance?.scale;
+  if (scale === undefined) return {};
+  return { guidance: scale, guidedBy: o.weak || chain.guidance?.weak ? 'weaker chain' : 'null condition' };
 }
 
 /**
@@ -167,7 +183,8 @@ export function evaluateSamples(classifier: TrainedClassifier, chain: SamplingCh
   const { count = 1000, batchSize = 50, seed = 0, classChoice = 'balanced', guidance } = o;
   const { resolution: R, outCh } = stage.config.ddconfig;
   checkResolution(classifier, outCh, R, 'the chain\'s VQGAN');
-  if (guidance !== undefined) nullCondition(chain.conditioning ?? NONE).dispose(); // fails early for chains without a null condition
+  if (o.weak) checkWeakChain(chain, o.weak);
+  else if (guidance !== undefined && !chain.guidance?.weak) nullCondition(chain.conditioning ?? NONE).dispose(); // fails early for chains without a null condition
   if (o.acceptRate !== undefined) return evaluateAccepted(classifier, chain, stage, { ...o, count, batchSize, seed, classChoice });
   const c = chain.conditioning ?? NONE;
   const segmentation = c.kind === 'segmentation', labelCount = c.kind === 'segmentation' ? c.labels.length : 0;
@@ -184,7 +201,7 @@ export function evaluateSamples(classifier: TrainedClassifier, chain: SamplingCh
       const next = held?.next();
       const m = next && !next.done ? next.value : undefined;
       const { cond, labels, guided } = m ? { ...m, guided: true } : conditioning(chain, classChoice, B, s);
-      const r = sample(chain, { batch: B, seed: seed + i, cond, guidance: guidanceFor(chain, guidance, guided), settings: o.settings });
+      const r = sample(chain, { batch: B, seed: seed + i, cond, guidance: guidanceFor(chain, o, guided), settings: o.settings });
       const images = decodeImages(stage, r.tokens);
       if (m?.maps) {
         const data = images.toFloat32Array(), plane = outCh * R * R;
@@ -199,7 +216,7 @@ export function evaluateSamples(classifier: TrainedClassifier, chain: SamplingCh
     kind: 'samples', ...set.metrics(classifier.reference), seed, seconds: (performance.now() - started) / 1000,
     ...(held === undefined ? { classChoice } : segmentation ? { conditions: `label maps of ${o.maps!.dataset.name}`, segmentationIoU: iou / count }
       : { conditions: `captions of ${o.captions!.name}` }),
-    ...(guidance !== undefined ? { guidance } : {}), settings: o.settings ?? {},
+    ...guidanceRecord(chain, o), settings: o.settings ?? {},
   };
   set.dispose();
   return rec;
@@ -217,7 +234,7 @@ function evaluateAccepted(classifier: TrainedClassifier, chain: SamplingChain, s
   const started = performance.now();
   const r = rejectionSample(classifier.model, chain, stage, {
     labels: requested.labels, acceptRate: acceptRate!, batchSize, seed, settings: o.settings,
-    guidance: guidanceFor(chain, guidance, true), onProgress: o.onProgress,
+    guidance: guidanceFor(chain, o, true), onProgress: o.onProgress,
   });
   const set = new FeatureSet(classifier.model);
   const plane = outCh * R * R;
@@ -228,7 +245,7 @@ function evaluateAccepted(classifier: TrainedClassifier, chain: SamplingChain, s
   }
   const rec: EvalRecord = {
     kind: 'samples', ...set.metrics(classifier.reference), seed, seconds: (performance.now() - started) / 1000, classChoice,
-    ...(guidance !== undefined ? { guidance } : {}), settings: o.settings ?? {},
+    ...guidanceRecord(chain, o), settings: o.settings ?? {},
     requestedAcceptRate: acceptRate, acceptRate: r.acceptRate, drawn: r.drawn,
   };
   set.dispose();
@@ -259,7 +276,7 @@ export function evaluateCompletion(classifier: TrainedClassifier, chain: Samplin
       const { cond, guided } = o.classChoice === 'label' && b.labels ? conditioning(chain, 'balanced', b.count, 0, b.labels)
         : conditioning(chain, (chain.conditioning ?? NONE).kind === 'none' ? 'balanced' : 'null', b.count, 0);
       const keep = tokenMask(keepPixels, R, chain.tokenShape);
-      const edit = maskedEdit(chain, x0, keep, { seed: seed + i, cond, guidance: guidanceFor(chain, guidance, guided), settings: o.settings });
+      const edit = maskedEdit(chain, x0, keep, { seed: seed + i, cond, guidance: guidanceFor(chain, o, guided), settings: o.settings });
       const images = decodeImages(stage, edit.tokens), data = images.toFloat32Array();
       const plane = outCh * R * R;
       for (let k = 0; k < b.count; k++) {
@@ -275,7 +292,7 @@ export function evaluateCompletion(classifier: TrainedClassifier, chain: Samplin
   }
   const rec: EvalRecord = {
     kind: 'completion', ...set.metrics(classifier.reference), seed, seconds: (performance.now() - started) / 1000,
-    mask, regionL1: l1 / done, regionPsnr: psnr / done, data: heldOut.name, settings: o.settings ?? {},
+    mask, regionL1: l1 / done, regionPsnr: psnr / done, data: heldOut.name, ...guidanceRecord(chain, o), settings: o.settings ?? {},
   };
   // with labels, FeatureSet's accuracy is the fraction of completions that keep the true label
   if (rec.accuracy !== undefined) rec.labelKept = rec.accuracy;

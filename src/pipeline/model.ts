@@ -61,6 +61,17 @@ function conditioningInfo(c: Conditioning, mapStage?: VQModel): ConditioningInfo
   return { kind: 'text', length: c.length, nullable: c.nullable, description };
 }
 
+/**
+ * What guidance pushes a model's samples away from: the weaker chain shipped with it (autoguidance, on
+ * at `default` unless a request says otherwise) or its null condition (classifier-free, off unless asked).
+ */
+export type GuidanceInfo = { reference: 'weaker chain'; default: number } | { reference: 'null condition'; default: 1 };
+
+function guidanceInfo(chain: SamplingChain, c: ConditioningInfo): GuidanceInfo | null {
+  if (chain.guidance?.weak) return { reference: 'weaker chain', default: typeof chain.guidance.scale === 'number' ? chain.guidance.scale : 1 };
+  return c.kind !== 'none' && c.nullable ? { reference: 'null condition', default: 1 } : null;
+}
+
 /** What a request may condition an image on: a class id, a caption, a label map (or its tokens), or null (the null condition). */
 export type RequestCondition = Condition | LabelMap;
 
@@ -76,6 +87,8 @@ export interface ModelInfo {
   tokenShape: readonly [number, number];
   /** What the chain is conditioned on (a text chain's vocabulary left out). */
   conditioning: ConditioningInfo;
+  /** What guidance can push against, or null when the model cannot be guided. */
+  guidance: GuidanceInfo | null;
   resolution: number;
   /** The device the models run on. */
   device: string;
@@ -96,7 +109,10 @@ export interface RunSettings {
    * the null condition of a chain trained with dropped conditions; one for every image or one per image.
    */
   condition?: RequestCondition | readonly RequestCondition[];
-  /** Classifier-free guidance scale s (one for every scale, or by t): l_u + s·(l_c − l_u); 1 = off. */
+  /**
+   * Guidance scale s (one for every scale, or by t): l_u + s·(l_c − l_u), l_u from the model's weaker
+   * chain when it ships one, else from its null condition; 1 = off; default the model's (ModelInfo.guidance).
+   */
   guidance?: number | Record<number, number>;
   decoding?: Decoding;
 }
@@ -258,9 +274,10 @@ export class Pipeline {
     readonly mapStage?: VQModel,
   ) {
     const { resolution, outCh } = firstStage.config.ddconfig;
+    const conditioning = conditioningInfo(manifest.conditioning, mapStage);
     this.info = {
       manifest: path, K: manifest.K, T: manifest.T, schedule: manifest.schedule, beta: chain.schedule.beta, tokenShape: chain.tokenShape,
-      conditioning: conditioningInfo(manifest.conditioning, mapStage), resolution, channels: outCh === 1 ? 1 : 3, ema, device, masks: NAMED_MASKS,
+      conditioning, guidance: guidanceInfo(chain, conditioning), resolution, channels: outCh === 1 ? 1 : 3, ema, device, masks: NAMED_MASKS,
     };
   }
 
@@ -324,11 +341,18 @@ export class Pipeline {
     return { meanIoU, mean: meanIoU.reduce((a, b) => a + b, 0) / meanIoU.length };
   }
 
-  /** The guidance of a request (undefined when off), checked against the chain. */
+  /** The guidance a request without one runs with (the sidecar's record), or null. */
+  private get defaultGuidance(): number | Record<number, number> | null {
+    return this.chain.guidance?.scale ?? null;
+  }
+
+  /** The guidance of a request (undefined: the model's default), checked against the chain. */
   private guidanceFor(scale: RunSettings['guidance']): Guidance | undefined {
     if (scale === undefined) return undefined;
     const values = typeof scale === 'number' ? [scale] : Object.values(scale);
     if (values.some((s) => !Number.isFinite(s))) throw new RequestError(`guidance must be a finite number, got ${JSON.stringify(scale)}`);
+    const weak = this.chain.guidance?.weak;
+    if (weak) return { scale, weak };
     try {
       return { scale, nullCond: nullCondition(this.manifest.conditioning) };
     } catch (e) {
@@ -409,7 +433,7 @@ export class Pipeline {
       images, shape: shape!, steps: req.intermediates ? steps : undefined,
       sidecar: {
         command: 'sample', chain: this.info, count, batchSize, seed: seed.toString(), batches: batchSeeds, settings, decoding,
-        grid: req.grid ?? this.chain.tokenShape, conditions: conditions ?? null, guidance: req.guidance ?? null, intermediates: !!req.intermediates,
+        grid: req.grid ?? this.chain.tokenShape, conditions: conditions ?? null, guidance: req.guidance ?? this.defaultGuidance, intermediates: !!req.intermediates,
         seconds, imagesPerSecond: count / seconds, threads: getThreads(), ...withFidelity(this.fidelity(requested?.maps, images, shape!)),
       },
     };
@@ -440,7 +464,7 @@ export class Pipeline {
       images, shape, input: r.input, reconstruction: r.reconstruction, keep,
       masked: r.input.map((x, i) => (keep[i % plane] ? x : 0)),
       sidecar: {
-        command: 'edit', chain: this.info, seed: seed.toString(), settings: r.settings, decoding, conditions: conditions ?? null, guidance: req.guidance ?? null,
+        command: 'edit', chain: this.info, seed: seed.toString(), settings: r.settings, decoding, conditions: conditions ?? null, guidance: req.guidance ?? this.defaultGuidance,
         mask: typeof req.mask === 'string' ? req.mask : 'image', invert: !!req.invert, composite: !!req.composite,
         keptTokens, tokens: r.keep.numel, count, repeats: r.repeats,
         seconds: (performance.now() - started) / 1000, threads: getThreads(), ...withFidelity(this.fidelity(requested?.maps, images, shape)),
@@ -471,7 +495,7 @@ export class Pipeline {
       images: res.images, shape: { channels: res.channels, height: res.resolution, width: res.resolution },
       sidecar: {
         command: 'sample', chain: this.info, count: r.count, batchSize: r.batchSize, seed: r.seed.toString(), batches: res.batches, settings: res.settings,
-        decoding: r.decoding, grid: this.chain.tokenShape, conditions: r.conditions, guidance: req.guidance ?? null, intermediates: false,
+        decoding: r.decoding, grid: this.chain.tokenShape, conditions: r.conditions, guidance: req.guidance ?? this.defaultGuidance, intermediates: false,
         seconds, imagesPerSecond: r.count / seconds, threads: getThreads(),
         rejection: { requestedAcceptRate: acceptRate, acceptRate: res.acceptRate, drawn: res.drawn, kept: res.kept, thresholds: res.thresholds, scores: res.scores },
       },

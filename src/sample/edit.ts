@@ -20,7 +20,7 @@
  */
 import { type Tensor, noGrad, randint, tidy, where, withGenerator } from '../torch/index.js';
 import { forwardStep, type Schedule } from '../diffusion/index.js';
-import { chainDevice, chainInfo, checkCond, denoiseScale, guidanceAt, runSeed, scaleSettings, type RunOptions, type SamplingChain } from './sampler.js';
+import { chainDevice, chainInfo, checkCond, runGuidance, denoiseScale, guidanceAt, runSeed, scaleSettings, type RunOptions, type SamplingChain } from './sampler.js';
 import type { ScaleSettings } from './filter.js';
 import { tokenMask } from './mask.js';
 import { decodeTokens, encodeImage, type FirstStage } from './stage.js';
@@ -71,6 +71,7 @@ export function maskedEdit(chain: SamplingChain, x0: Tensor, keep: Tensor, o: Ed
   }
   checkCond(chain, B, [H, W], o.cond);
   const settings = scaleSettings(chain, o);
+  const guidance = runGuidance(chain, o);
   const repeats = resolveRepeats(chain.schedule, o.repeats);
   const seed = runSeed(o);
   return withGenerator(o.generator, () => noGrad(() => tidy(() => {
@@ -83,7 +84,7 @@ export function maskedEdit(chain: SamplingChain, x0: Tensor, keep: Tensor, o: Ed
     for (let t = T; t >= 1; t--) {
       for (let i = 0; i < repeats[t]; i++) {
         if (i > 0) x = forwardStep(x, (1 - i / repeats[t]) * chain.schedule.beta[t], K, { keep });
-        x = denoiseScale(chain.denoisers[t - 1], x, { cond: o.cond, guidance: guidanceAt(o.guidance, t), settings: settings[t], decoding: o.decoding ?? 'cached', tokenShape: chain.tokenShape, fixed, signal: o.signal });
+        x = denoiseScale(chain.denoisers[t - 1], x, { cond: o.cond, guidance: guidanceAt(guidance, t), settings: settings[t], decoding: o.decoding ?? 'cached', tokenShape: chain.tokenShape, fixed, signal: o.signal });
         o.onScale?.(t, i, x);
       }
     }

@@ -19,7 +19,7 @@ import { type Generator, type Tensor, cat, manualSeed, noGrad, randint, tidy, wh
 import type { Conditioning, Denoiser } from '../chain/index.js';
 import type { Schedule } from '../diffusion/index.js';
 import { drawTokens, resolveSettings, type ScaleSettings } from './filter.js';
-import { openDecoder, type Decoding } from './decoder.js';
+import { openDecoder, type Decoding, type ScaleDecoder } from './decoder.js';
 import { openWindow } from './window.js';
 
 /** The trained reverse chain, as sampling needs it. */
@@ -33,6 +33,8 @@ export interface SamplingChain {
   readonly conditioning?: Conditioning;
   /** Defaults of every scale's settings that the model comes with (RunOptions override them). */
   readonly settings?: ScaleSettings;
+  /** The guidance the model comes with, used when a run asks for none: autoguidance by its weaker chain. */
+  readonly guidance?: Guidance;
 }
 
 /** Anything that can say "stop": an AbortSignal, or a flag another thread sets. */
@@ -45,7 +47,7 @@ export interface RunOptions {
    * segmentation chain's label-map tokens [B, H·W] for the grid sampled (cropped with each sliding window).
    */
   cond?: Tensor;
-  /** Classifier-free guidance (needs `cond`): its scale s and the null conditioning [1 or B, condLength] (a null map: [1, 1]). */
+  /** Guidance: classifier-free (needs `cond`) or by a weaker chain (autoguidance); default the chain's own. */
   guidance?: Guidance;
   /** Every draw comes from this generator (then `seed` is ignored and the generator's is reported). */
   generator?: Generator;
@@ -92,29 +94,38 @@ export interface FixedTokens {
 }
 
 /**
- * Classifier-free guidance: next-token logits l_u + s·(l_c − l_u), l_c conditioned on `cond` and l_u on
- * the null conditioning the chain was trained with (labels dropped); s = 1 is plain conditional sampling,
- * s = 0 unconditional, s > 1 trades diversity for fidelity to the condition.
+ * Guidance: next-token logits l_u + s·(l_c − l_u), where l_c are the chain's own logits and l_u those of
+ * a reference it is pushed away from; s = 1 is plain sampling, s > 1 trades diversity for fidelity.
+ * - classifier-free (Ho & Salimans 2022): l_u = the chain on the null conditioning it was trained with
+ *   (labels dropped), so s > 1 sharpens fidelity to the condition; needs `cond`;
+ * - autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"):
+ *   l_u = a weaker chain of the same process (fewer parameters, less training) on the same x_t and
+ *   condition, so s > 1 moves away from the errors a weaker model makes; works unconditionally.
  */
 export interface Guidance {
   /** One scale s for every scale of the chain, or s by t (scales not listed run unguided, s = 1). */
   scale: number | Record<number, number>;
-  /** [1 or B, condLength]; broadcast over the positions of a label map. */
-  nullCond: Tensor;
+  /** Classifier-free: the null conditioning [1 or B, condLength] (a null map: [1, 1]). */
+  nullCond?: Tensor;
+  /** Autoguidance: the weaker chain (same K, T, schedule and conditioning; checkWeakChain). */
+  weak?: SamplingChain;
 }
 
-/** Guidance at scale t, or undefined where it is plain conditional sampling (s = 1). */
+/** Guidance at scale t, or undefined where it is plain sampling (s = 1). */
 export function guidanceAt(g: Guidance | undefined, t: number): ScaleGuidance | undefined {
   if (!g) return undefined;
   const s = typeof g.scale === 'number' ? g.scale : g.scale[t] ?? 1;
   if (!Number.isFinite(s)) throw new RangeError(`guidance scale of scale ${t} must be a finite number, got ${s}`);
-  return s === 1 ? undefined : { scale: s, nullCond: g.nullCond };
+  if (!g.nullCond === !g.weak) throw new Error('guidance needs exactly one reference: a null condition or a weaker chain');
+  if (s === 1) return undefined;
+  return g.weak ? { scale: s, weak: g.weak.denoisers[t - 1] } : { scale: s, nullCond: g.nullCond };
 }
 
-/** One scale's guidance. */
+/** One scale's guidance: against the null condition, or against the weaker chain's model of this scale. */
 export interface ScaleGuidance {
   scale: number;
-  nullCond: Tensor;
+  nullCond?: Tensor;
+  weak?: Denoiser;
 }
 
 export interface ScaleOptions {
@@ -126,6 +137,26 @@ export interface ScaleOptions {
   tokenShape: readonly [number, number];
   fixed?: FixedTokens;
   signal?: StopSignal;
+}
+
+/** Checks that `weak` can guide `chain` (autoguidance): the same scales, codebook, schedule, grid and conditioning. */
+export function checkWeakChain(chain: SamplingChain, weak: SamplingChain): void {
+  const a = chainInfo(chain), b = chainInfo(weak);
+  const differ = (what: string, x: unknown, y: unknown) => new Error(`the guiding chain differs from the chain in ${what}: ${JSON.stringify(y)} against ${JSON.stringify(x)}`);
+  if (a.T !== b.T) throw differ('its number of scales T', a.T, b.T);
+  if (a.K !== b.K) throw differ('its codebook size K', a.K, b.K);
+  if (a.condLength !== b.condLength || a.mapVocab !== b.mapVocab) throw differ('its conditioning', a, b);
+  const beta = (c: SamplingChain) => c.schedule.beta.map((x) => Number(x.toFixed(6)));
+  if (beta(chain).join() !== beta(weak).join()) throw differ('its schedule β', beta(chain), beta(weak));
+  if (chain.tokenShape.join() !== weak.tokenShape.join()) throw differ('its token grid', chain.tokenShape, weak.tokenShape);
+  if (chainDevice(chain) !== chainDevice(weak)) throw differ('its device', chainDevice(chain), chainDevice(weak));
+}
+
+/** The guidance a run goes with: its own, else the chain's; a weaker chain is checked against the chain. */
+export function runGuidance(chain: SamplingChain, o: Pick<RunOptions, 'guidance'>): Guidance | undefined {
+  const g = o.guidance ?? chain.guidance;
+  if (g?.weak) checkWeakChain(chain, g.weak);
+  return g;
 }
 
 /** Checks that a chain has one model per scale 1..T on a shared codebook; returns K, T. */
@@ -197,19 +228,33 @@ export function denoiseScale(d: Denoiser, xt: Tensor, o: ScaleOptions): Tensor {
     const xtm1 = fixed ? where(fixed.keep, fixed.x0, 0) : zeros([B, N], { dtype: 'int64', device }); // written in place below
     const skip = fixed ? fixed.keep.all(0).toNumbers() : new Array<number>(N).fill(0);
     if (skip.every(Boolean)) return xtm1.view(B, H, W);
-    const g = o.guidance && { scale: o.guidance.scale, nullCond: o.guidance.nullCond.to(device) };
-    if (g && !o.cond) throw new Error('classifier-free guidance needs conditioning tokens');
-    // with guidance, one pass over [conditioned; null-conditioned] copies of the batch
-    const both = (x: Tensor) => (g ? cat([x, x], 0) : x);
-    const cond = g ? cat([o.cond!.to(device), g.nullCond.expand(B, o.cond!.size(1))], 0) : o.cond?.to(device);
-    const run = { ...o, cond };
-    const decoder = H === h && W === w ? openDecoder(d, both(xt.reshape(B, N)), run) : openWindow(d, both(xt), run);
-    const logitsAt = (n: number): Tensor => {
-      const l = decoder.logitsAt(both(xtm1), n);
-      if (!g) return l;
-      const [lc, lu] = [l.narrow(0, 0, B), l.narrow(0, B, B)];
-      return lu.add(lc.sub(lu).mul(g.scale));
+    const g = o.guidance;
+    if (g?.nullCond && !o.cond) throw new Error('classifier-free guidance needs conditioning tokens');
+    const open = (model: Denoiser, x: Tensor, cond?: Tensor) => {
+      const run = { ...o, cond };
+      return H === h && W === w ? openDecoder(model, x.reshape(B, N), run) : openWindow(model, x, run);
     };
+    let logitsAt: (n: number) => Tensor, decoders: ScaleDecoder[];
+    if (g?.nullCond) {
+      // classifier-free: one pass over [conditioned; null-conditioned] copies of the batch
+      const both = (x: Tensor) => cat([x, x], 0);
+      const decoder = open(d, both(xt), cat([o.cond!.to(device), g.nullCond.to(device).expand(B, o.cond!.size(1))], 0));
+      decoders = [decoder];
+      logitsAt = (n) => {
+        const l = decoder.logitsAt(both(xtm1), n);
+        return guide(l.narrow(0, 0, B), l.narrow(0, B, B), g.scale);
+      };
+    } else if (g?.weak) {
+      // autoguidance: the weaker model of this scale decodes the same x_{t-1} alongside
+      if (g.weak.t !== d.t) throw new Error(`scale ${d.t} guided by a model of scale ${g.weak.t}`);
+      const cond = o.cond?.to(device);
+      const [strong, weak] = decoders = [open(d, xt, cond), open(g.weak, xt, cond)];
+      logitsAt = (n) => guide(strong.logitsAt(xtm1, n), weak.logitsAt(xtm1, n), g.scale);
+    } else {
+      const decoder = open(d, xt, o.cond?.to(device));
+      decoders = [decoder];
+      logitsAt = (n) => decoder.logitsAt(xtm1, n);
+    }
     try {
       for (let n = 0; n < N; n++) {
         if (skip[n]) continue;
@@ -221,10 +266,15 @@ export function denoiseScale(d: Denoiser, xt: Tensor, o: ScaleOptions): Tensor {
         });
       }
     } finally {
-      decoder.dispose();
+      for (const decoder of decoders) decoder.dispose();
     }
     return xtm1.view(B, H, W);
   });
+}
+
+/** Guided logits l_u + s·(l_c − l_u). */
+function guide(lc: Tensor, lu: Tensor, s: number): Tensor {
+  return lu.add(lc.sub(lu).mul(s));
 }
 
 /** The device of the chain's models (that of scale 1; every scale must share it). */
@@ -247,13 +297,14 @@ export function sample(chain: SamplingChain, o: SampleOptions): SampleResult {
   const [H, W] = o.grid ?? chain.tokenShape;
   checkCond(chain, o.batch, [H, W], o.cond);
   const settings = scaleSettings(chain, o);
+  const guidance = runGuidance(chain, o);
   const seed = runSeed(o);
   return withGenerator(o.generator, () => noGrad(() => tidy(() => {
     let x = randint(0, K, [o.batch, H, W], { device: chainDevice(chain) });
     const xs = [x];
     for (let t = T; t >= 1; t--) {
       x = denoiseScale(chain.denoisers[t - 1], x, {
-        cond: o.cond, guidance: guidanceAt(o.guidance, t), settings: settings[t], decoding: o.decoding ?? 'cached', tokenShape: chain.tokenShape, signal: o.signal,
+        cond: o.cond, guidance: guidanceAt(guidance, t), settings: settings[t], decoding: o.decoding ?? 'cached', tokenShape: chain.tokenShape, signal: o.signal,
       });
       xs.push(x);
       o.onScale?.(t, 0, x);

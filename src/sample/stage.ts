@@ -49,13 +49,14 @@ export function encodeImage(stage: FirstStage, image: RGBAImage): { pixels: Floa
 }
 
 /**
- * A trained chain ready to sample: every scale's EMA weights (unless `ema: false`) and its VQGAN, on
+ * A trained chain ready to sample: every scale's EMA weights (unless `ema: false`), the weaker chain of
+ * its autoguidance when it ships one (its default guidance), and its VQGAN, on
  * `device` (default 'cpu'; 'cuda', 'cuda:1', …); a segmentation chain's label-map VQ model too (`mapStage`).
  */
 export function loadSamplingChain(manifestPath: string, o: { ema?: boolean; device?: string } = {}): { chain: SamplingChain; firstStage: VQModel; manifest: ChainManifest; mapStage?: VQModel } {
-  const { manifest, schedule, denoisers, resolve } = loadChain(manifestPath, o);
+  const { manifest, schedule, denoisers, guide, resolve } = loadChain(manifestPath, o);
   const device = o.device ?? 'cpu';
-  if (device !== 'cpu') for (const d of denoisers) d.to(device);
+  if (device !== 'cpu') for (const d of [...denoisers, ...(guide?.denoisers ?? [])]) d.to(device);
   const bad = (why: string) => new Error(`chain manifest ${manifestPath}: ${why}`);
   if (!manifest.vqgan) throw bad('names no VQGAN ("vqgan"), so its tokens cannot be turned into images');
   if (manifest.remap) throw bad(`an external remap file ("remap": ${JSON.stringify(manifest.remap)}) is not supported: install the used-code list in the VQGAN file ('imagebart vqgan shrink')`);
@@ -74,5 +75,7 @@ export function loadSamplingChain(manifestPath: string, o: { ema?: boolean; devi
     if (mapStage.latentSize !== h || mapStage.latentSize !== w) throw bad(`the label-map VQ model makes ${mapStage.latentSize}×${mapStage.latentSize} grids, the chain ${h}×${w}`);
     if (Rs !== R) throw bad(`the label-map VQ model reads ${Rs}×${Rs} maps but the images are ${R}×${R}`);
   }
-  return { chain: { denoisers, schedule, tokenShape: [h, w], conditioning: c, settings: manifest.sampling }, firstStage, manifest, ...(mapStage ? { mapStage } : {}) };
+  const base = { schedule, tokenShape: [h, w] as [number, number], conditioning: c, settings: manifest.sampling };
+  const guidance = guide && { scale: guide.scale, weak: { ...base, denoisers: guide.denoisers } };
+  return { chain: { ...base, denoisers, ...(guidance ? { guidance } : {}) }, firstStage, manifest, ...(mapStage ? { mapStage } : {}) };
 }

@@ -15,7 +15,7 @@
  * topP, class (class chains: an id or 'null') or prompt (text chains) or segmentation (segmentation chains: a
  * label-map picture as the multipart file `segmentation`, read by sample/segmentation.ts `readLabelMap` —
  * colour-coded at the map size R of /api/models, or a grey shape of any size —, or 'null'), guidance (chains trained with
- * dropped conditions), and for edits invert, composite, repeats. A segmentation chain's `result` sidecar
+ * dropped conditions, or shipped with a weaker chain: /api/models says which, with its default), and for edits invert, composite, repeats. A segmentation chain's `result` sidecar
  * carries `segmentation: { meanIoU, mean }`, each image's fidelity to the map. Errors are JSON `{ error }` with a 4xx
  * (bad input; 413 too large) or 503 (queue full: retry later); once a stream has started they come
  * as an `error` event. Closing the connection cancels the request's work within one token.
@@ -28,7 +28,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { encodePng } from '../data/index.js';
-import { manifestPath, parseSeed, type ConditioningInfo } from '../pipeline/index.js';
+import { manifestPath, parseSeed, type ConditioningInfo, type ModelInfo } from '../pipeline/index.js';
 import { LabelMapError, isNamedMask, labelMapImage, readLabelMap, type LabelMap } from '../sample/index.js';
 import { Busy, JobCancelled, JobRejected, ModelPool } from './pool.js';
 import { UploadError, decodeUpload, type ImageLimits } from './upload.js';
@@ -95,9 +95,11 @@ const modelKind = (c: ConditioningInfo) => (c.kind === 'none' ? 'unconditional' 
  * The settings of a request, for this model: JSON fields and form fields (strings) alike. Conditions
  * follow the chain: `class` (an id, or 'null' for the null class) for a class chain, `prompt` for a
  * text chain, `segmentation` (an uploaded label-map picture, or 'null' for the null map) for a
- * segmentation chain, none for an unconditional one; `guidance` needs a chain trained with dropped conditions.
+ * segmentation chain, none for an unconditional one; `guidance` needs a chain trained with dropped conditions
+ * or shipped with a weaker chain (autoguidance).
  */
-function settingsSchema(maxCount: number, c: ConditioningInfo, limits: ImageLimits) {
+function settingsSchema(maxCount: number, info: ModelInfo, limits: ImageLimits) {
+  const c = info.conditioning;
   const nullable = c.kind !== 'none' && c.nullable;
   const classes = c.kind === 'class' ? c.classes : 0;
   const classRule = c.kind === 'class' ? `class must be an integer in 0..${classes - 1}${nullable ? " or 'null'" : ''}` : 'class must be an integer';
@@ -117,7 +119,7 @@ function settingsSchema(maxCount: number, c: ConditioningInfo, limits: ImageLimi
     topK: numberField('topK', 'a positive integer', (x) => Number.isInteger(x) && x >= 1),
     topP: numberField('topP', 'a number in (0, 1]', (x) => x > 0 && x <= 1),
     guidance: numberField('guidance', 'a number in [0, 20]', (x) => x >= 0 && x <= 20)
-      .refine((g) => g === undefined || nullable, { error: `guidance needs a chain trained with dropped conditions; this one is conditioned on ${c.description}` }),
+      .refine((g) => g === undefined || info.guidance !== null, { error: `guidance needs a chain trained with dropped conditions or shipped with a weaker chain; this one is ${other}, with neither` }),
     class: z.preprocess((v) => (v === 'null' || v === null ? null : asNumber(v)), z.union([z.null(), z.number()], { error: classRule }).optional()),
     prompt: z.preprocess(blank, z.string({ error: 'prompt must be text' }).max(MAX_PROMPT, { error: `prompt must be at most ${MAX_PROMPT} characters` }).optional()),
     segmentation: z.preprocess((v) => (v === 'null' ? null : blank(v)), z.union([z.null(), z.instanceof(Uint8Array)], {
@@ -202,7 +204,7 @@ export async function startServer(o: ServerOptions): Promise<EditorServer> {
   const maxBody = o.maxBody ?? 8 << 20, maxCount = o.maxCount ?? 16;
   const pool = await ModelPool.start({ models: served.map(({ name, path }) => ({ name, path })), device: o.device, workers: o.workers, maxQueue: o.maxQueue });
   const models = new Map(pool.models.map(({ name, info }) => [name, {
-    info, settings: settingsSchema(maxCount, info.conditioning, limits), examples: join(served.find((m) => m.name === name)!.dir, 'examples'),
+    info, settings: settingsSchema(maxCount, info, limits), examples: join(served.find((m) => m.name === name)!.dir, 'examples'),
   }]));
   /** The model a request names (field `model`), default the first. */
   const modelOf = (f: Record<string, unknown>) => {

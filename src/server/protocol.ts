@@ -18,7 +18,7 @@ export interface SampleJob {
   topP?: number;
   /** One class id, caption, label map (read by the server) or null (the null condition) for every image; absent for an unconditional chain. */
   condition?: RequestCondition;
-  /** Classifier-free guidance scale. */
+  /** Guidance scale (classifier-free, or autoguidance by the model's weaker chain); default the model's. */
   guidance?: number;
 }
 

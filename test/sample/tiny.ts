@@ -91,10 +91,10 @@ const tinyVQ = (K: number) => new VQModel(makeConfig({
  * A saved chain in `dir` (chain.json, scale<t>.safetensors, vqgan.safetensors): random scales whose
  * EMA weights are the training weights + 0.5, and a random 16×16 → 4×4 RGB VQGAN. Returns the manifest.
  * `segmentation`: a segmentation chain, with a random label-map VQ model of that many codes (seg-vqgan.safetensors);
- * `classes`: a class chain of that many classes.
+ * `classes`: a class chain of that many classes; `seed`: its random weights'.
  */
-export function saveTinyChain(dir: string, { K = 16, T = 2, segmentation, classes }: { K?: number; T?: number; segmentation?: { K: number; nullable?: boolean }; classes?: number } = {}): string {
-  const chain = tinyChain({ K, T, segmentation, classes });
+export function saveTinyChain(dir: string, { K = 16, T = 2, segmentation, classes, seed }: { K?: number; T?: number; segmentation?: { K: number; nullable?: boolean }; classes?: number; seed?: number } = {}): string {
+  const chain = tinyChain({ K, T, segmentation, classes, seed });
   chain.denoisers.forEach((d) => {
     const ema = new EMA(d);
     noGrad(() => { for (const t of ema.shadow.values()) t.add_(0.5); });

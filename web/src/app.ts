@@ -25,6 +25,8 @@ type Conditioning =
   | { kind: 'segmentation'; labels: string[]; resolution: number; nullable: boolean; description: string };
 interface ModelInfo {
   name: string; K: number; T: number; conditioning: Conditioning; resolution: number; channels: number; masks: string[];
+  /** What guidance pushes against (a weaker chain: on at `default`), or null. */
+  guidance: { reference: 'weaker chain' | 'null condition'; default: number } | null;
 }
 interface Served { models: ModelInfo[]; limits: { maxCount: number } }
 interface Progress { t: number; repeat: number; done: number; total: number; images: string[] }
@@ -91,7 +93,7 @@ function settings(): Record<string, string> {
   const c = model?.conditioning;
   if (c?.kind === 'class') s.class = $<HTMLSelectElement>('class').value;
   if (c?.kind === 'text') s.prompt = $<HTMLInputElement>('prompt').value.trim();
-  if (c && c.kind !== 'none' && c.nullable) s.guidance = $<HTMLInputElement>('guidance').value;
+  if (model?.guidance) s.guidance = $<HTMLInputElement>('guidance').value;
   return s;
 }
 
@@ -465,7 +467,14 @@ async function chooseModel(m: ModelInfo): Promise<void> {
     if (c.nullable) select.append(new Option('none (unconditional)', 'null'));
   }
   $('prompt-label').hidden = c.kind !== 'text';
-  $('guidance-label').hidden = c.kind === 'none' || !c.nullable;
+  $('guidance-label').hidden = !m.guidance;
+  if (m.guidance) {
+    const g = $<HTMLInputElement>('guidance');
+    g.value = String(m.guidance.reference === 'weaker chain' ? m.guidance.default : 1.5);
+    g.dispatchEvent(new Event('input'));
+    $('guidance-hint').textContent = m.guidance.reference === 'weaker chain'
+      ? '(1 = off; higher moves away from the errors of a weaker model)' : '(1 = off; higher follows the class, prompt or map more closely)';
+  }
   $('map-panel').hidden = c.kind !== 'segmentation';
   if (c.kind === 'segmentation') {
     resetMap(c.resolution);
