@@ -146,6 +146,21 @@ export function loadChain(path: string, o: { ema?: boolean } = {}): {
   return { manifest, schedule, denoisers, ...(guide ? { guide } : {}), resolve: at };
 }
 
+/** A weaker chain (its manifest at `path`) as `m`'s guide: checked to be a chain of the same process; checkpoint paths resolved. */
+export function guideFrom(m: ChainManifest, path: string, scale: number): ChainGuide {
+  const g = readManifest(path);
+  const same = (what: string, a: unknown, b: unknown) => {
+    if (JSON.stringify(a) !== JSON.stringify(b)) throw new Error(`guide ${path}: its ${what} ${JSON.stringify(b)} differs from the chain's ${JSON.stringify(a)}`);
+  };
+  same('K', m.K, g.K);
+  same('T', m.T, g.T);
+  same('β', m.beta, g.beta);
+  same('token grid', m.tokenShape, g.tokenShape);
+  same('conditioning', m.conditioning, g.conditioning);
+  if (!(Number.isFinite(scale) && scale >= 0 && scale <= 20)) throw new RangeError(`guidance scale must be a number in [0, 20], got ${scale}`);
+  return { scale, scales: g.scales.map((s) => ({ t: s.t, checkpoint: resolve(dirname(path), s.checkpoint) })) };
+}
+
 /** The schema, then what it cannot say: beta agrees with the schedule, one checkpoint per scale. */
 function checkManifest(m: ChainManifest, path: string): void {
   const bad = (why: string) => new Error(`chain manifest ${path}: ${why}`);
@@ -167,23 +182,27 @@ function checkManifest(m: ChainManifest, path: string): void {
 /**
  * A self-contained release copy of a chain in `outDir`: the VQGAN's weights (via `copyVQGAN`, which
  * the caller supplies so that this layer needs no VQGAN code), each scale's EMA weights
- * (exportScaleCheckpoint) and a manifest with paths relative to outDir.
+ * (exportScaleCheckpoint) and a manifest with paths relative to outDir. Its autoguidance comes along
+ * (guide-scale<t>.safetensors), or is set by `guide`: a weaker chain's manifest (the same K, T,
+ * schedule, token grid and conditioning) and the default guidance scale.
  */
-export function exportChain(manifestPath: string, outDir: string, o: { half?: boolean; copyVQGAN: (src: string, dst: string) => void }): string {
+export function exportChain(manifestPath: string, outDir: string, o: { half?: boolean; copyVQGAN: (src: string, dst: string) => void; guide?: { manifest: string; scale: number } }): string {
   const m = readManifest(manifestPath);
   const from = (p: string) => resolve(dirname(manifestPath), p);
+  const guideSource = o.guide ? guideFrom(m, o.guide.manifest, o.guide.scale)
+    : m.guide && { scale: m.guide.scale, scales: m.guide.scales.map((s) => ({ t: s.t, checkpoint: from(s.checkpoint) })) };
   mkdirSync(outDir, { recursive: true });
   const scales = m.scales.map((s) => {
     const file = `scale${s.t}.safetensors`;
     exportScaleCheckpoint(from(s.checkpoint), resolve(outDir, file), { half: o.half });
     return { ...s, checkpoint: file };
   });
-  const guide = m.guide && {
-    ...m.guide,
-    scales: m.guide.scales.map((s) => {
+  const guide = guideSource && {
+    scale: guideSource.scale,
+    scales: guideSource.scales.map((s) => {
       const file = `guide-scale${s.t}.safetensors`;
-      exportScaleCheckpoint(from(s.checkpoint), resolve(outDir, file), { half: o.half });
-      return { ...s, checkpoint: file };
+      exportScaleCheckpoint(s.checkpoint, resolve(outDir, file), { half: o.half });
+      return { t: s.t, checkpoint: file };
     }),
   };
   let vqgan = m.vqgan, conditioning = m.conditioning;

@@ -25,7 +25,7 @@ import { makeSchedule, type ScheduleSpec } from '../diffusion/index.js';
 import { dataParallelFromEnv, launchRanks, DEFAULT_TIMEOUT_MS } from '../distributed/index.js';
 import { SEGMENT_LABELS } from '../data/index.js';
 import {
-  ScaleTrainer, checkpointPath, exportChain, heldOutSplit, readTokenFile, chainManifest, writeManifest, loadChain, chainNll, readManifest, chainFiles,
+  ScaleTrainer, checkpointPath, exportChain, guideFrom, heldOutSplit, readTokenFile, chainManifest, writeManifest, loadChain, chainNll, readManifest, chainFiles,
   NONE, SEGMENTATION_VQGAN, conditionsOf, describeConditioning, textConditioning, withMaps, modelCard, type EvalRow,
   type ScaleTrainConfig, type ScaleModelConfig, type ValRecord, type ChainManifest, type Conditioning, type TokenSet,
 } from '../chain/index.js';
@@ -651,7 +651,7 @@ function nll(v: NllValues): number {
 
 // ------------------------------------------------------------------------------------------ export
 
-const EXPORT_HELP = `imagebart chain export --manifest FILE --out DIR [--half] [--force]
+const EXPORT_HELP = `imagebart chain export --manifest FILE --out DIR [--half] [--guide FILE --guidance S] [--force]
 
 Writes DIR/chain.json, DIR/scale<t>.safetensors (each scale's EMA weights and buffers, no training
 weights or optimiser state: about a quarter of a training checkpoint) and DIR/vqgan.safetensors (the
@@ -661,7 +661,14 @@ training.
   --manifest FILE   the trained chain's manifest
   --out DIR         where to write the release copy
   --half            store the weights (transformers and VQ models) as float16 (half the size again)
+  --guide FILE      a weaker chain of the same process (same tokens, T, schedule and conditioning; fewer
+                    parameters, shorter training): exported as guide-scale<t>.safetensors, it guides the
+                    chain by default (autoguidance: logits l_w + S·(l − l_w)); a chain's own guide is kept
+  --guidance S      the default guidance scale of --guide (e.g. 2)
   --force           replace the files of an earlier export in DIR
+
+Example:
+  imagebart chain export --manifest runs/mnist/chain.json --guide runs/mnist-guide/chain.json --guidance 2 --out models/mnist --half
 
 DIR's files are checked before anything is written: none may be a file of the source chain, and
 existing ones are replaced only with --force.
@@ -669,25 +676,38 @@ existing ones are replaced only with --force.
 
 const EXPORT_OPTIONS = {
   manifest: { type: 'string' },
+  guide: { type: 'string' },
+  guidance: { type: 'string' },
   out: { type: 'string' },
   half: { type: 'boolean' },
   force: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-async function exportCommand(v: { manifest?: string; out?: string; half?: boolean; force?: boolean }): Promise<number> {
+async function exportCommand(v: { manifest?: string; out?: string; half?: boolean; force?: boolean; guide?: string; guidance?: string }): Promise<number> {
   const manifest = need(v.manifest, "manifest");
   const out = need(v.out, "out");
   if (!existsSync(manifest)) throw new UsageError(`chain manifest ${manifest} does not exist`);
+  if ((v.guide === undefined) !== (v.guidance === undefined)) throw new UsageError('--guide and --guidance go together: the weaker chain and its default guidance scale');
+  if (v.guide !== undefined && !existsSync(v.guide)) throw new UsageError(`guide manifest ${v.guide} does not exist`);
   const m = readManifest(manifest);
-  const plan = new OutputPlan({ force: v.force }).protect('source chain file', ...chainFiles(manifest, m));
+  const guide = v.guide === undefined ? undefined : { manifest: v.guide, scale: number(v.guidance, 'guidance')! };
+  if (guide) {
+    try {
+      guideFrom(m, guide.manifest, guide.scale); // checked before anything is written
+    } catch (e) {
+      throw new UsageError(`--guide: ${(e as Error).message}`);
+    }
+  }
+  const plan = new OutputPlan({ force: v.force }).protect('source chain file', ...chainFiles(manifest, m), ...(guide ? chainFiles(guide.manifest, readManifest(guide.manifest)) : []));
   plan.add(join(out, MANIFEST), 'json');
   for (const s of m.scales) plan.add(join(out, `scale${s.t}.safetensors`), 'safetensors');
+  if (guide || m.guide) for (const s of m.scales) plan.add(join(out, `guide-scale${s.t}.safetensors`), 'safetensors');
   if (m.vqgan) plan.add(join(out, 'vqgan.safetensors'), 'safetensors');
   if (m.conditioning.kind === 'segmentation') plan.add(join(out, SEGMENTATION_VQGAN), 'safetensors');
   const { loadVQModel, saveVQModel } = await import('../vqgan/index.js');
   const path = exportChain(manifest, out, {
-    half: v.half,
+    half: v.half, guide,
     copyVQGAN: (src, dst) => saveVQModel(dst, loadVQModel(src), { half: v.half }),
   });
   process.stdout.write(`wrote ${path}\n`);

@@ -13,6 +13,9 @@ process.on('exit', () => rmSync(root, { recursive: true, force: true }));
 const models = join(root, 'models');
 mkdirSync(models);
 const manifest = saveTinyChain(models);
+const otherT = join(root, 'other');
+mkdirSync(otherT);
+const guideT3 = saveTinyChain(otherT, { T: 3 });
 const tokens = join(models, 'tokens.safetensors');
 saveSafetensors(tokens, { tokens: tensor(Int16Array.from({ length: 8 * 16 }, (_, i) => i % 16), [8, 4, 4]) }, { K: '16' });
 const train = (...a: string[]) => ['train', '--tokens', tokens, '--out', join(root, 'run'), '--scale', '1', '--T', '2', '--steps', '1', ...a];
@@ -29,8 +32,11 @@ const CASES: BadCase[] = [
   { name: 'chain train --condition text on a file without captions', argv: train('--condition', 'text'), message: /has no captions: a text-conditional chain needs a token file of a captioned dataset/ },
   { name: 'chain train --condition segmentation without maps', argv: train('--condition', 'segmentation'), message: /--condition segmentation needs the label maps: --segmentation-tokens FILE/ },
   { name: 'chain export into its own folder', argv: ['export', '--manifest', manifest, '--out', models], message: /chain\.json: that is the source chain file of this run/ },
+  { name: 'chain export --guide without --guidance', argv: ['export', '--manifest', manifest, '--guide', guideT3, '--out', join(root, 'x')], message: /--guide and --guidance go together/ },
+  { name: 'chain export --guide of another process', argv: ['export', '--manifest', manifest, '--guide', guideT3, '--guidance', '2', '--out', join(root, 'x')], message: /guide .*chain\.json: its T 3 differs from the chain's 2/ },
+  { name: 'chain export --guide into the guide\'s folder', argv: ['export', '--manifest', guideT3, '--guide', guideT3, '--guidance', '2', '--out', otherT], message: /that is the source chain file of this run/ },
 ];
 
 test('imagebart chain: bad inputs are refused before any work, and no chain file changes', async () => {
-  await checkBadInputs(chainCommand, CASES, [models]);
+  await checkBadInputs(chainCommand, CASES, [models, otherT]);
 });
