@@ -45,6 +45,14 @@ conditional() { chain "$1" "$2" "$2/chain" "$3" 3 6 6000 --warmup 300 --cond-dro
 # Unconditional: T = 2 with an 8-layer GPT, 10 000 steps (at equal parameters and steps the ablation's
 # unconditional samples got worse with T, and its chains had not converged at 3000 steps).
 unconditional() { chain "$1" "$2" "$2/uncond" "$3" 2 8 10000 --warmup 500; }
+# Its autoguidance: a small chain of the same process (width 64, encoder 2 + decoder 1 layers, a 4-layer
+# GPT: about 0.2M parameters per scale) trained briefly (3000 steps, a few minutes), which the release
+# ships as the default guide (chain export --guide runs/models/<data>/guide/chain.json --guidance S).
+guide() { # dir vqgan
+  [ -f "$1/guide/chain.json" ] && return 0
+  ib chain train --all --tokens "$1/tokens-train.safetensors" --out "$1/guide" --vqgan "$2" --T 2 --residual \
+    --width 64 --enc-depth 2 --dec-depth 1 --gpt-depth 4 --batch-size 64 --lr 1e-3 --warmup 200 --steps 3000 --eval-every 500 --autocast
+}
 
 for arg in "${@:-mnist fashion-mnist emoji}"; do
   for d in $arg; do
@@ -65,7 +73,7 @@ for arg in "${@:-mnist fashion-mnist emoji}"; do
     tokens "$data" "$dir" "$vq"
     case $d in
       mnist|fashion-mnist) conditional "$data" "$dir" "$vq" --classes 10 ;;
-      *-uncond) unconditional "$data" "$dir" "$vq" ;;
+      *-uncond) unconditional "$data" "$dir" "$vq"; guide "$dir" "$vq" ;;
       # 3786 × 2 images: a width-128 chain (6.3M parameters over its three scales) fits the size budget
       # and is not starved of data the way a wider one would be; 2500 steps as models/emoji-text
       emoji) WIDTH=${WIDTH:-128} STEPS=${STEPS:-2500} conditional emoji "$dir" "$vq" --caption-length 32 ;;

@@ -45,9 +45,17 @@ const settingsText = (s: unknown) => {
     topP !== undefined && topP !== 1 ? `top-p ${topP}` : ''].filter(Boolean).join(', ');
 };
 
+/** A row's guidance: "guidance s" (classifier-free), "autoguidance s", or, on a chain that ships a guide, "no guidance". */
+const guidanceText = (m: EvalRow, guided: boolean) => {
+  const s = m.guidance as number | Record<number, number> | undefined;
+  if (s === undefined || s === 1) return guided ? 'no guidance' : '';
+  const value = typeof s === 'number' ? String(s) : Object.entries(s).map(([t, x]) => `${x} at scale ${t}`).join(', ');
+  return m.guidedBy === 'weaker chain' ? `autoguidance ${value}` : `guidance ${value}`;
+};
+
 /** The card's markdown for the manifest at `path` (its scale files are read for their recorded training). */
 export function modelCard(manifest: ChainManifest, resolveFile: (p: string) => string, o: CardOptions): string {
-  const rows = [...manifest.scales].sort((a, b) => a.t - b.t).map(({ t, checkpoint }) => {
+  const scaleRows = (scales: ChainManifest['scales']) => [...scales].sort((a, b) => a.t - b.t).map(({ t, checkpoint }) => {
     const header = readSafetensorsHeader(resolveFile(checkpoint));
     const cfg = JSON.parse(header.metadata.train_config ?? 'null') as ScaleTrainConfig | null;
     const history = JSON.parse(header.metadata.history ?? '[]') as ValRecord[];
@@ -55,7 +63,8 @@ export function modelCard(manifest: ChainManifest, resolveFile: (p: string) => s
     const step = Number(header.metadata.exported_from_step ?? header.metadata.step ?? NaN);
     return { t, cfg, last: history.at(-1), params, step, seconds: Number(header.metadata.train_seconds ?? NaN) };
   });
-  const total = rows.reduce((a, r) => a + r.params, 0);
+  const rows = scaleRows(manifest.scales), guideRows = manifest.guide ? scaleRows(manifest.guide.scales) : [];
+  const total = rows.reduce((a, r) => a + r.params, 0), guideTotal = guideRows.reduce((a, r) => a + r.params, 0);
   const arch = (c: ScaleTrainConfig | null) => {
     const m = c?.model;
     if (!m) return '—';
@@ -71,10 +80,12 @@ export function modelCard(manifest: ChainManifest, resolveFile: (p: string) => s
     `- ${(total / 1e6).toFixed(2)}M parameters in the chain${o.vqganParameters ? `, ${(o.vqganParameters / 1e6).toFixed(2)}M in the VQGAN` : ''}; weights are the EMA of training.`,
     ...(c0 ? [`- Training: batch ${c0.batchSize}, peak learning rate ${c0.lr} (warm-up ${c0.warmup}, cosine), AdamW(0.9, 0.95), EMA ${c0.emaDecay}` +
       `${c0.conditionDropout ? `, conditions dropped with probability ${c0.conditionDropout} (classifier-free guidance)` : ''}; data ${c0.train.split('/').slice(-2).join('/')}.`] : []),
+    ...(manifest.guide ? [`- Autoguidance (Karras et al. 2024): a weaker chain of the same process (${(guideTotal / 1e6).toFixed(2)}M parameters, the "guide" rows) ` +
+      `guides it by default at s = ${manifest.guide.scale}: next-token logits l_w + s·(l − l_w), l from the chain and l_w from the guide; \`--guidance 1\` samples the chain alone.`] : []),
     '',
     '| scale | model | parameters | steps | wall time | validation NLL (EMA), bits/token |',
     '|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.t} | ${arch(r.cfg)} | ${(r.params / 1e6).toFixed(2)}M | ${Number.isFinite(r.step) ? r.step : '—'} | ` +
+    ...[...rows, ...guideRows.map((r) => ({ ...r, label: `guide ${r.t}` }))].map((r) => `| ${'label' in r ? r.label : r.t} | ${arch(r.cfg)} | ${(r.params / 1e6).toFixed(2)}M | ${Number.isFinite(r.step) ? r.step : '—'} | ` +
       `${Number.isFinite(r.seconds) && r.seconds > 0 ? `${(r.seconds / 60).toFixed(0)} min` : '—'} | ${fmt(r.last?.nllEma)} |`),
     '',
   ];
@@ -86,7 +97,7 @@ export function modelCard(manifest: ChainManifest, resolveFile: (p: string) => s
       `|---|---|---|---|---|---|---|---|---|${iou ? '---|' : ''}`,
       ...o.metrics.map((row) => {
         const m = row.kind === 'classifier' ? { ...row, kind: 'classifier (its test split)', n: row.testImages as number, accuracy: row.testAccuracy as number } : row;
-        const what = [m.kind, m.classChoice && m.kind === 'samples' && manifest.conditioning.kind !== 'none' ? `(${m.classChoice})` : '', m.conditions && m.kind === 'samples' ? `(${m.conditions})` : '', m.guidance !== undefined ? `guidance ${m.guidance}` : '',
+        const what = [m.kind, m.classChoice && m.kind === 'samples' && manifest.conditioning.kind !== 'none' ? `(${m.classChoice})` : '', m.conditions && m.kind === 'samples' ? `(${m.conditions})` : '', guidanceText(m, !!manifest.guide),
           m.requestedAcceptRate !== undefined ? `acceptance ${m.requestedAcceptRate}` : '', m.mask ? `${m.mask}` : '', settingsText(m.settings)].filter(Boolean).join(' ');
         return `| ${what} | ${m.n ?? '—'} | ${m.seed ?? '—'} | ${fmt(m.frechet, 2)} | ${fmt(m.inceptionScore, 2)} | ${pct(m.confident)} | ${pct(m.accuracy)} | ${fmt(m.regionL1)} | ${fmt(m.regionPsnr, 2)} |${iou ? ` ${fmt(m.segmentationIoU)} |` : ''}`;
       }), '');

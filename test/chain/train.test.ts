@@ -88,6 +88,13 @@ test('a tiny chain (T=2, K=8) trains: each scale\'s validation NLL falls; checkp
   assert.doesNotMatch(card, /map IoU/, 'no IoU column without a segmentation record');
   const seg = modelCard(chain.manifest, chain.resolve, { title: 'tiny', metrics: [{ kind: 'samples', n: 10, seed: 0, frechet: 1.5, segmentationIoU: 0.625 }] });
   assert.match(seg, /map IoU \|\n.*\n\| samples \| 10 \| 0 \| 1\.50 \|.* 0\.625 \|/);
+  // a chain shipped with a guide (here itself): its rows, the default, and which records were guided
+  const guided = modelCard({ ...chain.manifest, guide: { scale: 2, scales: chain.manifest.scales } }, chain.resolve, { title: 'tiny', metrics: [
+    { kind: 'samples', n: 10, seed: 0, frechet: 1.5, guidance: 2, guidedBy: 'weaker chain' }, { kind: 'samples', n: 10, seed: 0, frechet: 2.5, guidance: 1, guidedBy: 'weaker chain' }] });
+  assert.match(guided, /\| guide 1 \| encoder 1 \/ decoder 1 layers × 32 \|/);
+  assert.match(guided, /guides it by default at s = 2/);
+  assert.match(guided, /\| samples autoguidance 2 \| 10 \| 0 \| 1\.50 \|/);
+  assert.match(guided, /\| samples no guidance \| 10 \| 0 \| 2\.50 \|/);
   assert.deepEqual(chain.manifest.beta, [0, 0.5, 1]);
   const test = readTokenFile(trainFile).tokens.narrow(0, 0, 256);
   const r = chainNll(chain.denoisers, test, chain.schedule, { batchSize: 64 });
