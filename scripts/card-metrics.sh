@@ -2,8 +2,9 @@
 # The evaluation records of a model card, under the kept classifier of its dataset
 # (bench/classifiers/<data>.safetensors), N = 1000, seed 0, appended as JSON lines to OUT:
 # the reference points (1000 held-out images and their VQGAN reconstructions), samples (class
-# chains: balanced with guidance 1.5 and 2, without guidance, and the null class) and upper-half
-# completions of 1000 held-out images. Then: imagebart chain card --manifest … --metrics OUT.
+# chains: balanced with guidance 1.5 and 2, without guidance, and the null class; a chain shipped with a
+# guide: with its default autoguidance and without, --guidance 1) and upper-half completions of 1000
+# held-out images (likewise). Then: imagebart chain card --manifest … --metrics OUT.
 #
 #   scripts/card-metrics.sh MODEL_DIR DATA OUT.jsonl      e.g. models/mnist mnist models/mnist/metrics.jsonl
 set -euo pipefail
@@ -24,4 +25,8 @@ if grep -q '"kind": "class"' "$model/chain.json"; then
 else
   ib eval samples "${common[@]}"
   ib eval completion "${common[@]}" --data "$data" --mask upper-half
+  if grep -q '"guide"' "$model/chain.json"; then
+    ib eval samples "${common[@]}" --guidance 1
+    ib eval completion "${common[@]}" --data "$data" --mask upper-half --guidance 1
+  fi
 fi

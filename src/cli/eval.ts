@@ -64,8 +64,9 @@ Common options:
   --class C           class-conditional chains: balanced (default: every class in turn), null (the null
                       class, caption or map: unconditional), or a class id; completions: null (default) or label (the
                       true label of each completed image)
-  --guidance S        guidance scale: classifier-free (chains trained with --cond-dropout), or with
-                      --guide-chain, autoguidance: logits pushed away from the weaker chain's
+  --guidance S        guidance scale (1 = off): autoguidance by --guide-chain or the weaker chain a model
+                      ships (models/mnist: on by default at its scale; records name the guidance used),
+                      else classifier-free (chains trained with --cond-dropout)
   --guide-chain PATH  the weaker chain of autoguidance (same T, K, schedule and conditioning; fewer
                       parameters or less training), any chain, unconditional ones too
   --accept-rate R     samples: classifier rejection sampling — draw count/R, keep the count most likely of

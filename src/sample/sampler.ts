@@ -232,7 +232,7 @@ export function denoiseScale(d: Denoiser, xt: Tensor, o: ScaleOptions): Tensor {
     if (g?.nullCond && !o.cond) throw new Error('classifier-free guidance needs conditioning tokens');
     const open = (model: Denoiser, x: Tensor, cond?: Tensor) => {
       const run = { ...o, cond };
-      return H === h && W === w ? openDecoder(model, x.reshape(B, N), run) : openWindow(model, x, run);
+      return H === h && W === w ? openDecoder(model, x.reshape(x.size(0), N), run) : openWindow(model, x, run);
     };
     let logitsAt: (n: number) => Tensor, decoders: ScaleDecoder[];
     if (g?.nullCond) {
