@@ -47,6 +47,7 @@ const settingsText = (s: unknown) => {
 
 /** A row's guidance: "guidance s" (classifier-free), "autoguidance s", or, on a chain that ships a guide, "no guidance". */
 const guidanceText = (m: EvalRow, guided: boolean) => {
+  if (m.kind !== 'samples' && m.kind !== 'completion') return '';
   const s = m.guidance as number | Record<number, number> | undefined;
   if (s === undefined || s === 1) return guided ? 'no guidance' : '';
   const value = typeof s === 'number' ? String(s) : Object.entries(s).map(([t, x]) => `${x} at scale ${t}`).join(', ');
