@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pipeline, type RequestCondition } from '../../src/pipeline/index.js';
 import { readLabelMap } from '../../src/sample/index.js';
@@ -51,4 +51,12 @@ test('serve offers every shipped model, the conditional chains first (the page o
   const order = shippedModels().map((d) => readManifest(join(d, 'chain.json')).conditioning.kind !== 'none');
   assert.equal(order.length, shipped.length);
   assert.ok(order.indexOf(false) === -1 || !order.slice(order.indexOf(false)).includes(true), `conditional first: ${order}`);
+});
+
+test('the five default models of issue 8, each with its VQGAN (and guide), stay under 80 MB together', () => {
+  const bytes = (dir: string): number => readdirSync(dir, { withFileTypes: true })
+    .reduce((a, e) => a + (e.isDirectory() ? bytes(join(dir, e.name)) : statSync(join(dir, e.name)).size), 0);
+  const names = ['mnist', 'mnist-class', 'fashion-mnist', 'fashion-mnist-class', 'emoji-text'].filter((n) => shipped.includes(n));
+  const total = names.reduce((a, n) => a + bytes(join(MODELS, n)), 0);
+  assert.ok(total < 80e6, `models/{${names.join(',')}}: ${(total / 1e6).toFixed(2)} MB`);
 });

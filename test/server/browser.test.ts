@@ -53,6 +53,13 @@ after(async () => {
 const pixels = (url: string) => decodeImage(Buffer.from(url.split(',')[1], 'base64'), 'page image');
 
 test('sample: four images and one intermediate per scale', { skip }, async () => {
+  // models/mnist ships a guide: the guidance control starts at its default, and says what it pushes against
+  const guide = readManifest(join(SHIPPED, 'chain.json')).guide;
+  assert.equal(await page.isVisible('#guidance-label'), !!guide);
+  if (guide) {
+    assert.equal(Number(await page.inputValue('#guidance')), guide.scale);
+    assert.match(await page.locator('#guidance-hint').textContent() ?? '', /weaker model/);
+  }
   await page.fill('#seed', '42');
   await page.click('#sample');
   await page.waitForFunction(`document.querySelectorAll('#results img[data-role=result]').length === 4 && /done in/.test(document.getElementById('progress-text').textContent)`, undefined, { timeout: 180_000 });
