@@ -9,6 +9,8 @@
  *   logits — and positions kept in every row are not evaluated at all;
  * - `sample`: the whole chain from uniform noise, optionally returning every x_t (coarse to fine);
  * - settings (temperature, top-k, top-p) apply at every scale, with per-scale overrides;
+ * - guidance (`Guidance`) pushes each scale's logits away from a reference: the null condition
+ *   (classifier-free) or a weaker chain of the same process (autoguidance), which a model may ship as its default;
  * - randomness comes from the caller's `generator` (torch/random.ts: its own stream, whatever else
  *   runs meanwhile), else libtorch's global generator seeded from `seed` (drawn and reported when
  *   not given), so (seed, batch, settings, threads) reproduce a sample bit for bit;
