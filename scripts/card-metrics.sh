@@ -2,7 +2,8 @@
 # The evaluation records of a model card, under the kept classifier of its dataset
 # (bench/classifiers/<data>.safetensors), N = 1000, seed 0, appended as JSON lines to OUT:
 # the reference points (1000 held-out images and their VQGAN reconstructions), samples (class
-# chains: balanced with guidance 1.5 and 2, without guidance, and the null class; a chain shipped with a
+# chains: balanced with guidance 1.5 and 2, without guidance, and the null class; segmentation chains:
+# on the held-out maps of DATA-segmentation, without guidance and with 2; a chain shipped with a
 # guide: with its default autoguidance and without, --guidance 1) and upper-half completions of 1000
 # held-out images (likewise). Then: imagebart chain card --manifest … --metrics OUT.
 #
@@ -22,6 +23,10 @@ if grep -q '"kind": "class"' "$model/chain.json"; then
   ib eval samples "${common[@]}"
   ib eval samples "${common[@]}" --class null
   ib eval completion "${common[@]}" --data "$data" --mask upper-half --class label --guidance 1.5
+elif grep -q '"kind": "segmentation"' "$model/chain.json"; then
+  # conditioned on the held-out label maps of DATA-segmentation (the record adds their mean IoU)
+  ib eval samples "${common[@]}" --data "$data-segmentation"
+  if grep -q '"nullable": true' "$model/chain.json"; then ib eval samples "${common[@]}" --data "$data-segmentation" --guidance 2; fi
 else
   ib eval samples "${common[@]}"
   ib eval completion "${common[@]}" --data "$data" --mask upper-half
