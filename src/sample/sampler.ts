@@ -250,7 +250,15 @@ export function denoiseScale(d: Denoiser, xt: Tensor, o: ScaleOptions): Tensor {
       // autoguidance: the weaker model of this scale decodes the same x_{t-1} alongside
       if (g.weak.t !== d.t) throw new Error(`scale ${d.t} guided by a model of scale ${g.weak.t}`);
       const cond = o.cond?.to(device);
-      const [strong, weak] = decoders = [open(d, xt, cond), open(g.weak, xt, cond)];
+      const strong = open(d, xt, cond);
+      let weak: ScaleDecoder;
+      try {
+        weak = open(g.weak, xt, cond);
+      } catch (e) {
+        strong.dispose(); // the chain's KV cache is not left behind
+        throw e;
+      }
+      decoders = [strong, weak];
       logitsAt = (n) => guide(strong.logitsAt(xtm1, n), weak.logitsAt(xtm1, n), g.scale);
     } else {
       const decoder = open(d, xt, o.cond?.to(device));
