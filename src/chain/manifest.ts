@@ -183,14 +183,13 @@ function checkManifest(m: ChainManifest, path: string): void {
  * A self-contained release copy of a chain in `outDir`: the VQGAN's weights (via `copyVQGAN`, which
  * the caller supplies so that this layer needs no VQGAN code), each scale's EMA weights
  * (exportScaleCheckpoint) and a manifest with paths relative to outDir. Its autoguidance comes along
- * (guide-scale<t>.safetensors), or is set by `guide`: a weaker chain's manifest (the same K, T,
- * schedule, token grid and conditioning) and the default guidance scale.
+ * (guide-scale<t>.safetensors), or is set by `guide`: a weaker chain checked by `guideFrom`, its
+ * checkpoint paths resolved.
  */
-export function exportChain(manifestPath: string, outDir: string, o: { half?: boolean; copyVQGAN: (src: string, dst: string) => void; guide?: { manifest: string; scale: number } }): string {
+export function exportChain(manifestPath: string, outDir: string, o: { half?: boolean; copyVQGAN: (src: string, dst: string) => void; guide?: ChainGuide }): string {
   const m = readManifest(manifestPath);
   const from = (p: string) => resolve(dirname(manifestPath), p);
-  const guideSource = o.guide ? guideFrom(m, o.guide.manifest, o.guide.scale)
-    : m.guide && { scale: m.guide.scale, scales: m.guide.scales.map((s) => ({ t: s.t, checkpoint: from(s.checkpoint) })) };
+  const guideSource = o.guide ?? (m.guide && { scale: m.guide.scale, scales: m.guide.scales.map((s) => ({ t: s.t, checkpoint: from(s.checkpoint) })) });
   mkdirSync(outDir, { recursive: true });
   const scales = m.scales.map((s) => {
     const file = `scale${s.t}.safetensors`;

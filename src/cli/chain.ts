@@ -27,7 +27,7 @@ import { SEGMENT_LABELS } from '../data/index.js';
 import {
   ScaleTrainer, checkpointPath, exportChain, guideFrom, heldOutSplit, readTokenFile, chainManifest, writeManifest, loadChain, chainNll, readManifest, chainFiles,
   NONE, SEGMENTATION_VQGAN, conditionsOf, describeConditioning, textConditioning, withMaps, modelCard, type EvalRow,
-  type ScaleTrainConfig, type ScaleModelConfig, type ValRecord, type ChainManifest, type Conditioning, type TokenSet,
+  type ScaleTrainConfig, type ScaleModelConfig, type ValRecord, type ChainManifest, type ChainGuide, type Conditioning, type TokenSet,
 } from '../chain/index.js';
 
 const HELP = `imagebart chain <command> [options]
@@ -691,15 +691,16 @@ async function exportCommand(v: { manifest?: string; out?: string; half?: boolea
   if ((v.guide === undefined) !== (v.guidance === undefined)) throw new UsageError('--guide and --guidance go together: the weaker chain and its default guidance scale');
   if (v.guide !== undefined && !existsSync(v.guide)) throw new UsageError(`guide manifest ${v.guide} does not exist`);
   const m = readManifest(manifest);
-  const guide = v.guide === undefined ? undefined : { manifest: v.guide, scale: number(v.guidance, 'guidance')! };
-  if (guide) {
+  let guide: ChainGuide | undefined;
+  if (v.guide !== undefined) {
+    const scale = number(v.guidance, 'guidance')!;
     try {
-      guideFrom(m, guide.manifest, guide.scale); // checked before anything is written
+      guide = guideFrom(m, v.guide, scale); // checked before anything is written
     } catch (e) {
       throw new UsageError(`--guide: ${(e as Error).message}`);
     }
   }
-  const plan = new OutputPlan({ force: v.force }).protect('source chain file', ...chainFiles(manifest, m), ...(guide ? chainFiles(guide.manifest, readManifest(guide.manifest)) : []));
+  const plan = new OutputPlan({ force: v.force }).protect('source chain file', ...chainFiles(manifest, m), ...(v.guide ? chainFiles(v.guide, readManifest(v.guide)) : []));
   plan.add(join(out, MANIFEST), 'json');
   for (const s of m.scales) plan.add(join(out, `scale${s.t}.safetensors`), 'safetensors');
   if (guide || m.guide) for (const s of m.scales) plan.add(join(out, `guide-scale${s.t}.safetensors`), 'safetensors');

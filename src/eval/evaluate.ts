@@ -24,7 +24,7 @@ import { type Tensor, tensor, noGrad, tidy } from '../torch/index.js';
 import { NONE, describeConditioning, encodeConditions, nullCondition } from '../chain/index.js';
 import { permutation, collate, labelsOf, type ImageDataset } from '../data/index.js';
 import {
-  sample, maskedEdit, decodeImages, namedMask, tokenMask, mapTokensOf, segmentationFidelity, checkWeakChain,
+  sample, maskedEdit, decodeImages, namedMask, tokenMask, mapTokensOf, segmentationFidelity, checkWeakChain, guidanceWith,
   type SamplingChain, type FirstStage, type NamedMask, type ScaleSettings, type Guidance, type LabelMap,
 } from '../sample/index.js';
 import type { TrainedClassifier } from './classifier.js';
@@ -135,10 +135,10 @@ function conditioning(chain: SamplingChain, choice: ClassChoice, B: number, offs
  * classifier-free when the samples are conditioned. Undefined: the chain's default guidance.
  */
 function guidanceFor(chain: SamplingChain, o: Pick<ChainEvalOptions, 'guidance' | 'weak'>, guided: boolean): Guidance | undefined {
-  const scale = o.guidance, weak = o.weak ?? chain.guidance?.weak;
+  const scale = o.guidance;
   if (scale === undefined) return undefined;
-  if (weak) return { scale, weak };
-  return guided ? { scale, nullCond: nullCondition(chain.conditioning ?? NONE) } : undefined;
+  if (o.weak) return { scale, weak: o.weak };
+  return guided || chain.guidance?.weak ? guidanceWith(chain, scale) : undefined;
 }
 
 /** The guidance a record was measured with, for its JSON line: scale and reference, or nothing. */
@@ -224,7 +224,7 @@ export function evaluateSamples(classifier: TrainedClassifier, chain: SamplingCh
 
 /** N samples kept by classifier rejection sampling (rejection.ts) at `acceptRate`, scored like any samples. */
 function evaluateAccepted(classifier: TrainedClassifier, chain: SamplingChain, stage: FirstStage, o: ChainEvalOptions & Required<Pick<ChainEvalOptions, 'count' | 'batchSize' | 'seed' | 'classChoice'>>): EvalRecord {
-  const { count, batchSize, seed, classChoice, guidance, acceptRate } = o;
+  const { count, batchSize, seed, classChoice, acceptRate } = o;
   const { resolution: R, outCh } = stage.config.ddconfig;
   const refuse = () => new Error('rejection sampling keeps samples of requested classes: give a class-conditional chain and a class choice other than null');
   if (classChoice === 'null') throw refuse();
@@ -258,7 +258,7 @@ export interface CompletionOptions extends ChainEvalOptions {
 
 /** N held-out images with the `mask` region repainted by the chain. */
 export function evaluateCompletion(classifier: TrainedClassifier, chain: SamplingChain, stage: FirstStage, heldOut: ImageDataset, o: CompletionOptions = {}): EvalRecord {
-  const { count = 1000, batchSize = 50, seed = 0, mask = 'upper-half', guidance } = o;
+  const { count = 1000, batchSize = 50, seed = 0, mask = 'upper-half' } = o;
   const { resolution: R, outCh, inChannels } = stage.config.ddconfig;
   checkResolution(classifier, heldOut.channels, heldOut.resolution, heldOut.name);
   if (R !== heldOut.resolution || inChannels !== heldOut.channels) throw new Error(`${heldOut.name} has ${heldOut.channels}-channel ${heldOut.resolution}×${heldOut.resolution} images but the VQGAN reads ${inChannels}-channel ${R}×${R}`);

@@ -22,12 +22,12 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Tensor, getThreads, setThreads, tidy } from '../torch/index.js';
-import { describeConditioning, encodeConditions, isMapTokens, nullCondition, type ChainManifest, type Condition, type Conditioning } from '../chain/index.js';
+import { describeConditioning, encodeConditions, isMapTokens, type ChainManifest, type Condition, type Conditioning } from '../chain/index.js';
 import type { VQModel } from '../vqgan/index.js';
 import { encodePng, fromCHW, makeGrid, type RGBAImage } from '../data/index.js';
 import {
   decodeTokens, editImage, fitMask, resolveRepeats, invertMask, isNamedMask, loadSamplingChain, maskAtPictureSize, namedMask, sample, NAMED_MASKS,
-  LabelMapError, mapTokensOf, segmentationFidelity,
+  LabelMapError, mapTokensOf, segmentationFidelity, guidanceWith,
   type Decoding, type FirstStage, type Guidance, type LabelMap, type NamedMask, type SamplingChain, type ScaleSettings, type StopSignal,
 } from '../sample/index.js';
 import { rejectionSample, type FeatureClassifier } from '../eval/index.js';
@@ -351,10 +351,8 @@ export class Pipeline {
     if (scale === undefined) return undefined;
     const values = typeof scale === 'number' ? [scale] : Object.values(scale);
     if (values.some((s) => !Number.isFinite(s))) throw new RequestError(`guidance must be a finite number, got ${JSON.stringify(scale)}`);
-    const weak = this.chain.guidance?.weak;
-    if (weak) return { scale, weak };
     try {
-      return { scale, nullCond: nullCondition(this.manifest.conditioning) };
+      return guidanceWith(this.chain, scale);
     } catch (e) {
       throw new RequestError(`guidance: ${(e as Error).message}`);
     }

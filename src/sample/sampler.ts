@@ -18,7 +18,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { type Generator, type Tensor, cat, manualSeed, noGrad, randint, tidy, where, withGenerator, zeros } from '../torch/index.js';
-import type { Conditioning, Denoiser } from '../chain/index.js';
+import { NONE, nullCondition, type Conditioning, type Denoiser } from '../chain/index.js';
 import type { Schedule } from '../diffusion/index.js';
 import { drawTokens, resolveSettings, type ScaleSettings } from './filter.js';
 import { openDecoder, type Decoding, type ScaleDecoder } from './decoder.js';
@@ -152,6 +152,15 @@ export function checkWeakChain(chain: SamplingChain, weak: SamplingChain): void 
   if (beta(chain).join() !== beta(weak).join()) throw differ('its schedule β', beta(chain), beta(weak));
   if (chain.tokenShape.join() !== weak.tokenShape.join()) throw differ('its token grid', chain.tokenShape, weak.tokenShape);
   if (chainDevice(chain) !== chainDevice(weak)) throw differ('its device', chainDevice(chain), chainDevice(weak));
+}
+
+/**
+ * Guidance at scale s against the chain's own reference: the weaker chain it ships (autoguidance), else
+ * its null condition (classifier-free; throws for a chain trained without dropped conditions).
+ */
+export function guidanceWith(chain: SamplingChain, scale: Guidance['scale']): Guidance {
+  const weak = chain.guidance?.weak;
+  return weak ? { scale, weak } : { scale, nullCond: nullCondition(chain.conditioning ?? NONE) };
 }
 
 /** The guidance a run goes with: its own, else the chain's; a weaker chain is checked against the chain. */
